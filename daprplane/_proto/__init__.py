@@ -1,0 +1,1 @@
+"""Generated gRPC/protobuf stubs, wire-identical to Dapr 1.18."""

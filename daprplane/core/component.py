@@ -1,0 +1,65 @@
+"""What a plugin hands the host to add a component, and what the component gets back at run time."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from daprplane.core.flags import Flag, FlagValues
+
+if TYPE_CHECKING:
+    import pluggy
+    from prometheus_client import CollectorRegistry
+
+    from daprplane.core.health import Health
+
+RunFunction = Callable[["ComponentContext"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A runnable component (``placement``, ``sentry``, ...) registered by a plugin.
+
+    ``run`` is the async entry point, or its ``"module:function"`` path: a path is imported only
+    once the modules in ``requires`` are known to be installed, so that a missing extra is reported
+    as such rather than as an ``ImportError`` deep inside the component.
+    """
+
+    name: str
+    summary: str
+    run: RunFunction | str
+    flags: Sequence[Flag] = ()
+    extra: str | None = None
+    requires: Sequence[str] = ()
+    #: Logger scope as Dapr names it, e.g. ``dapr.placement``.
+    scope: str = ""
+
+    def missing_modules(self) -> list[str]:
+        return [module for module in self.requires if importlib.util.find_spec(module) is None]
+
+    def load_run(self) -> RunFunction:
+        if not isinstance(self.run, str):
+            return self.run
+        module_name, _, function = self.run.partition(":")
+        run: RunFunction = getattr(importlib.import_module(module_name), function)
+        return run
+
+
+@dataclass
+class ComponentContext:
+    """Everything a running component shares with the host."""
+
+    name: str
+    flags: FlagValues
+    hook: pluggy.HookRelay
+    health: Health
+    metrics: CollectorRegistry
+    logger: logging.Logger
+    #: Set when SIGINT/SIGTERM arrive, just before the component's task is cancelled.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    extras: dict[str, Any] = field(default_factory=dict)

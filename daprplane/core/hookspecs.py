@@ -1,0 +1,118 @@
+"""The plugin contract: every hook daprplane calls, and nothing else defines hooks.
+
+A plugin is a module (or object) listed in the ``daprplane.plugins`` entry-point group whose
+functions carry ``@daprplane.hookimpl`` and are named after the specs below. The four built-in
+components are plugins of exactly this kind. Hooks are synchronous, as pluggy's are: a hook that
+needs to do I/O returns a coroutine factory, which the host awaits.
+
+Hook results are validated by the caller (a wrong type is reported against the plugin that
+returned it); see ``docs/plugins.md`` for order, failure policy and examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from daprplane.core.markers import hookspec
+
+if TYPE_CHECKING:
+    from daprplane.core.component import ComponentSpec
+
+# ---------------------------------------------------------------------------------------------
+# Components
+
+
+@hookspec
+def daprplane_register_components() -> Sequence[ComponentSpec]:
+    """Return the components this plugin adds: name, flags and async entry point.
+
+    Called once when the host loads plugins. Each :class:`~daprplane.core.component.ComponentSpec`
+    becomes a ``daprplane <name>`` subcommand; the built-ins also have their own console scripts
+    (``daprplane-placement`` ...). Two plugins registering the same name is an error reported
+    against the second one; the first keeps the name.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Sidecar injector. Called for every admitted pod that will get a sidecar, in this order:
+# annotations (once, at start-up) -> edit_sidecar -> edit_pod -> edit_patch.
+
+
+@hookspec
+def daprplane_injector_annotations() -> Sequence[str]:
+    """Return the extra pod annotations this plugin understands (e.g. ``dapr.io/my-feature``).
+
+    Called once at injector start-up. The injector passes these through to the hooks below in
+    ``annotations`` and lists them in its start-up log; it never rejects an unknown annotation.
+    """
+
+
+@hookspec
+def daprplane_injector_edit_sidecar(
+    sidecar: dict[str, Any], pod: Mapping[str, Any], annotations: Mapping[str, str]
+) -> None:
+    """Edit the ``daprd`` container spec in place before it is serialised into the patch.
+
+    ``sidecar`` is the container as a Kubernetes JSON object (camelCase keys); ``pod`` is the
+    incoming pod, read-only. Every plugin sees the result of the previous one, in registration
+    order. The edited container must still be a JSON object named ``daprd``.
+    """
+
+
+@hookspec
+def daprplane_injector_edit_pod(
+    pod: Mapping[str, Any], annotations: Mapping[str, str]
+) -> Sequence[Mapping[str, Any]] | None:
+    """Return JSON-patch operations for pod-level changes (volumes, init containers, labels).
+
+    The operations are appended after the injector's own, in plugin registration order. Each must
+    be an object with ``op`` (``add``, ``replace`` or ``remove``) and a ``path`` under ``/spec`` or
+    ``/metadata``.
+    """
+
+
+@hookspec
+def daprplane_injector_edit_patch(
+    patch: list[dict[str, Any]], pod: Mapping[str, Any]
+) -> None:
+    """See, and extend or edit in place, the final JSON patch before it is returned."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentry
+
+
+@hookspec
+def daprplane_sentry_token_validators() -> Mapping[str, Callable[..., Awaitable[Any]]]:
+    """Return extra token validators by name, for identity requests Sentry's own do not cover.
+
+    Each value is an async callable ``validate(request) -> trust_domain`` that raises to reject
+    the request; the error message is returned to the caller with ``PermissionDenied``.
+    """
+
+
+@hookspec
+def daprplane_sentry_certificate_issued(
+    spiffe_id: str, namespace: str, app_id: str, not_after: Any, validator: str
+) -> None:
+    """Observe every workload certificate Sentry issues (audit trails, metrics).
+
+    Called after the certificate is signed and before it is returned. An observer that raises is
+    reported and does not fail the request.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Placement
+
+
+@hookspec
+def daprplane_placement_table_disseminated(
+    namespace: str, version: int, tables: Mapping[str, Any]
+) -> None:
+    """Observe each placement table after every sidecar in ``namespace`` unlocked ``version``.
+
+    ``tables`` maps actor type to the hosts (``name -> Host``) the table places it on. Observers
+    run on the placement event loop: return quickly.
+    """

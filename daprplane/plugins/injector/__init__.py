@@ -1,0 +1,1 @@
+"""The Dapr sidecar injector component."""

@@ -1,0 +1,76 @@
+"""Every developer and CI command. ``nox`` alone runs the test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = False
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+SAMPLE_PLUGIN = "tests/plugins/daprplane-sample"
+# The generator that wrote daprplane/_proto; runtime floors in pyproject.toml follow it.
+GRPCIO_TOOLS = "grpcio-tools==1.85.1"
+
+
+def _install_package(session: nox.Session) -> None:
+    # A real wheel build (maturin, release profile) so tests see what users install.
+    session.install(".[all]")
+    session.install("--no-deps", SAMPLE_PLUGIN)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Build the package with its Rust extension, the test cluster binaries, and run everything."""
+    _install_package(session)
+    session.install(*TEST_DEPS, GRPCIO_TOOLS)
+    if Path(ROOT, "tests/k8s/assets.py").exists():
+        session.run("python", "-m", "tests.k8s.assets")
+    session.run(
+        "pytest",
+        *session.posargs,
+        env={"DAPRPLANE_REQUIRE_RUST": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff on everything, mypy (strict) on core."""
+    session.install("ruff>=0.6", "mypy>=1.11", "pluggy", "click", "aiohttp", "prometheus-client")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(python=False)
+def rust(session: nox.Session) -> None:
+    """rustfmt, clippy and the crate's own tests."""
+    with session.chdir("placement_rs"):
+        session.run("cargo", "fmt", "--check", external=True)
+        session.run("cargo", "clippy", "--all-targets", "--", "-D", "warnings", external=True)
+        session.run("cargo", "test", external=True)
+
+
+@nox.session(python=PYTHON)
+def protos(session: nox.Session) -> None:
+    """Regenerate daprplane/_proto from proto/ with the pinned generator."""
+    session.install(GRPCIO_TOOLS)
+    session.run("python", "tools/gen_protos.py")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: prints ratio tables and writes them into docs/benchmarks.md."""
+    _install_package(session)
+    env = {"DAPRPLANE_REQUIRE_RUST": "1"}
+    for script in sorted(Path(ROOT, "bench").glob("bench_*.py")):
+        session.run("python", str(script), "--write-docs", *session.posargs, env=env)
+
+
+if os.environ.get("CI"):
+    nox.options.error_on_missing_interpreters = True

@@ -1,0 +1,1 @@
+"""A third-party daprplane plugin, installed into the test environment as its own distribution."""

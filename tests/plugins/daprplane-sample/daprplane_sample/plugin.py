@@ -1,0 +1,84 @@
+"""Adds a ``sample`` component and takes part in the injector's hooks.
+
+The ``sample`` component is a real, if small, service: it registers a healthz target, serves
+``GET /sample`` on the healthz port with the ``--greeting`` flag's value, and stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+import daprplane
+from daprplane.core import flags
+
+ANNOTATION = "sample.daprplane.dev/greeting"
+
+
+async def run(context: daprplane.ComponentContext) -> None:
+    greeting = context.flags.greeting
+    pause = context.flags["startup-delay"]
+
+    async def sample(_: web.Request) -> web.Response:
+        return web.json_response({"greeting": greeting, "ready": context.health.healthy()})
+
+    context.health.add_route("GET", "/sample", sample)
+    target = context.health.add_target("sample-ready")
+    await asyncio.sleep(pause.total_seconds())
+    target.ready()
+    context.logger.info("sample component ready: %s", greeting)
+    try:
+        await context.stopping.wait()
+    finally:
+        context.logger.info("sample component stopping")
+
+
+async def fail(context: daprplane.ComponentContext) -> None:
+    raise daprplane.FatalError("sample failure requested")
+
+
+@daprplane.hookimpl
+def daprplane_register_components() -> list[daprplane.ComponentSpec]:
+    return [
+        daprplane.ComponentSpec(
+            name="sample",
+            summary="A sample third-party component",
+            run=run,
+            flags=(
+                flags.string("greeting", "hello", "What GET /sample answers"),
+                flags.duration("startup-delay", "0s", "How long to stay not-ready at start"),
+                flags.boolean("shout", False, "Unused; exercises boolean parsing"),
+                flags.string_slice("tags", ("a", "b"), "Unused; exercises string slices"),
+            ),
+            scope="dapr.sample",
+        ),
+        daprplane.ComponentSpec(
+            name="sample-fatal",
+            summary="A sample component that fails at start",
+            run=fail,
+        ),
+        daprplane.ComponentSpec(
+            name="sample-needs-extra",
+            summary="A sample component whose extra is not installed",
+            run="daprplane_sample_missing_module:run",
+            extra="sample-extra",
+            requires=("daprplane_sample_missing_module",),
+        ),
+    ]
+
+
+@daprplane.hookimpl
+def daprplane_injector_annotations() -> list[str]:
+    return [ANNOTATION]
+
+
+@daprplane.hookimpl
+def daprplane_injector_edit_sidecar(
+    sidecar: dict[str, Any], pod: Mapping[str, Any], annotations: Mapping[str, str]
+) -> None:
+    greeting = annotations.get(ANNOTATION)
+    if greeting:
+        sidecar.setdefault("env", []).append({"name": "SAMPLE_GREETING", "value": greeting})
