@@ -14,7 +14,8 @@ from typing import Any, NoReturn
 import click
 
 from daprplane import __version__
-from daprplane.core import goflags, logging as dapr_logging, runtime
+from daprplane.core import goflags, runtime
+from daprplane.core import logging as dapr_logging
 from daprplane.core.component import ComponentSpec
 from daprplane.core.flags import SHARED, FlagValues
 from daprplane.core.host import PluginHost, Status
@@ -62,7 +63,9 @@ def _launch(spec: ComponentSpec, host: PluginHost, values: dict[str, Any]) -> No
         sys.exit(1)
     logger = dapr_logging.scoped(spec.scope or spec.name)
     for record in host.failures():
-        logger.warning("Plugin %s (%s) not loaded: %s", record.name, record.distribution, record.reason)
+        logger.warning(
+            "Plugin %s (%s) not loaded: %s", record.name, record.distribution, record.reason
+        )
     problem = _missing_extra(spec)
     if problem is not None:
         logger.critical("%s", problem)
@@ -70,7 +73,9 @@ def _launch(spec: ComponentSpec, host: PluginHost, values: dict[str, Any]) -> No
     sys.exit(runtime.run(spec, flag_values, host.hook))
 
 
-def component_command(spec: ComponentSpec, host: PluginHost, name: str | None = None) -> click.Command:
+def component_command(
+    spec: ComponentSpec, host: PluginHost, name: str | None = None
+) -> click.Command:
     flags = [*SHARED, *spec.flags]
 
     def callback(**values: Any) -> None:
@@ -99,7 +104,9 @@ def _plugins_command(host: PluginHost) -> click.Command:
         """List plugins: what loaded, what did not, and why."""
         for record in host.records:
             components = ", ".join(record.components) or "-"
-            line = f"{record.name:<14} {record.status.value:<9} {record.distribution:<28} {components}"
+            line = (
+                f"{record.name:<14} {record.status.value:<9} {record.distribution:<28} {components}"
+            )
             if record.reason:
                 line += f"  ({record.reason})"
             click.echo(line)
@@ -138,8 +145,10 @@ def launch_component(component: str, argv: Sequence[str] | None = None) -> None:
     spec = host.components.get(component)
     if spec is None:
         record = host.record_for_component(component)
-        why = f"plugin {record.name}: {record.status.value}, {record.reason}" if record else (
-            "no plugin registers it"
+        why = (
+            f"plugin {record.name}: {record.status.value}, {record.reason}"
+            if record
+            else ("no plugin registers it")
         )
         if record is not None and record.status is Status.LOADED:
             why = f"plugin {record.name} loaded but registered no '{component}' component"

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import importlib.util
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from daprplane.core.health import Health
 
-RunFunction = Callable[["ComponentContext"], Awaitable[None]]
+RunFunction = Callable[["ComponentContext"], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)

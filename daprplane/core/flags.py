@@ -77,7 +77,7 @@ def string_slice(name: str, default: tuple[str, ...], help: str, **kw: Any) -> F
 
 
 class FlagValues(Mapping[str, Any]):
-    """Parsed flag values, by Dapr flag name (``values["log-level"]``) or attribute (``.log_level``)."""
+    """Parsed flag values, by Dapr name (``values["log-level"]``) or attribute (``.log_level``)."""
 
     def __init__(self, flags: list[Flag], values: Mapping[str, Any]) -> None:
         self._by_name = {flag.name: values[flag.attribute] for flag in flags}
@@ -120,5 +120,7 @@ SHARED: tuple[Flag, ...] = (
     string("metrics-port", "9090", "Port of the Prometheus metrics server"),
     string("metrics-listen-address", "0.0.0.0", "Address the metrics server binds"),
     integer("healthz-port", 8080, "Port of the healthz server"),
-    string("healthz-listen-address", "", "Address the healthz server binds (empty: every interface)"),
+    string(
+        "healthz-listen-address", "", "Address the healthz server binds (empty: every interface)"
+    ),
 )

@@ -92,7 +92,7 @@ def format_nanos(nanos: int) -> str:
     return sign + seconds
 
 
-def format(value: timedelta) -> str:  # noqa: A001 - mirrors Go's Duration.String
+def format(value: timedelta) -> str:
     """Print a ``timedelta`` as Go's ``Duration.String`` does."""
     return format_nanos(round(value / timedelta(microseconds=1)) * 1_000)
 

@@ -23,7 +23,7 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
-class GoBool(click.ParamType):
+class GoBool(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """``strconv.ParseBool``: exactly Go's spellings, nothing more."""
 
     name = "bool"
@@ -35,10 +35,12 @@ class GoBool(click.ParamType):
             return True
         if value in _FALSE:
             return False
-        self.fail(f'invalid argument "{value}": strconv.ParseBool: parsing "{value}": invalid syntax')
+        self.fail(
+            f'invalid argument "{value}": strconv.ParseBool: parsing "{value}": invalid syntax'
+        )
 
 
-class GoDuration(click.ParamType):
+class GoDuration(click.ParamType):  # type: ignore[type-arg]
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -117,10 +119,14 @@ def option(flag: Flag) -> click.Option:
             return _split_slice(value) if value else tuple(flag.resolve_default())
 
         return click.Option(
-            decls, multiple=True, callback=collect, help=flag.help, hidden=flag.hidden,
+            decls,
+            multiple=True,
+            callback=collect,
+            help=flag.help,
+            hidden=flag.hidden,
             show_default=",".join(flag.default) if not callable(flag.default) else True,
         )
-    types: dict[Kind, click.ParamType] = {
+    types: dict[Kind, Any] = {
         Kind.STRING: click.STRING,
         Kind.INT: click.INT,
         Kind.BOOL: GoBool(),

@@ -73,9 +73,7 @@ def daprplane_injector_edit_pod(
 
 
 @hookspec
-def daprplane_injector_edit_patch(
-    patch: list[dict[str, Any]], pod: Mapping[str, Any]
-) -> None:
+def daprplane_injector_edit_patch(patch: list[dict[str, Any]], pod: Mapping[str, Any]) -> None:
     """See, and extend or edit in place, the final JSON patch before it is returned."""
 
 

@@ -25,7 +25,6 @@ ALLOW_ENV = "DAPRPLANE_PLUGINS"
 DISABLE_ENV = "DAPRPLANE_DISABLE_PLUGINS"
 
 
-
 class Status(Enum):
     LOADED = "loaded"
     FAILED = "failed"
@@ -142,7 +141,7 @@ class PluginHost:
         ]
         specs: list[ComponentSpec] = []
         for implementation in implementations:
-            result = implementation.function()
+            result: Any = implementation.function()
             if result is None:
                 continue
             for spec in result:

@@ -1,4 +1,4 @@
-"""Dapr's log lines: logrus-style text or JSON, with the ``--log-level/--log-as-json/--log-file`` flags.
+"""Dapr's log lines: logrus-style text or JSON, set by ``--log-level/--log-as-json/--log-file``.
 
 Dapr's tooling (and people's log pipelines) parse these lines, so the fields match Dapr's logger:
 ``time``, ``level``, ``msg``, ``instance``, ``scope``, ``type=log``, ``ver``.
@@ -85,7 +85,12 @@ def configure(level: str, as_json: bool, log_file: str, version: str) -> None:
     """
     if level not in LEVELS:
         raise LogLevelError(f"invalid value for --log-level: {level}")
-    stream: IO[str] = open(log_file, "a", buffering=1, encoding="utf-8") if log_file else sys.stdout
+    # The file stays open for the life of the process, like Go's os.OpenFile in Dapr's logger.
+    stream: IO[str] = (
+        open(log_file, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        if log_file
+        else sys.stdout
+    )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(DaprFormatter(as_json, version))
     root = logging.getLogger(ROOT)
@@ -96,7 +101,9 @@ def configure(level: str, as_json: bool, log_file: str, version: str) -> None:
     for name in ("daprplane", "aiohttp", "grpc", "kubernetes", "asyncio"):
         other = logging.getLogger(name)
         other.handlers[:] = [handler]
-        other.setLevel(max(LEVELS[level], logging.WARNING) if name != "daprplane" else LEVELS[level])
+        other.setLevel(
+            max(LEVELS[level], logging.WARNING) if name != "daprplane" else LEVELS[level]
+        )
         other.propagate = False
 
 

@@ -23,7 +23,9 @@ def new_registry() -> CollectorRegistry:
 def application(registry: CollectorRegistry) -> web.Application:
     async def exposition(_: web.Request) -> web.Response:
         body = prometheus_client.generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        )
 
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", exposition)

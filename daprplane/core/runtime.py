@@ -20,6 +20,7 @@ from daprplane.core import metrics as metrics_mod
 from daprplane.core.component import ComponentContext, ComponentSpec
 from daprplane.core.flags import FlagValues
 
+
 class FatalError(Exception):
     """Raise from a component to stop the process with exit 1 and this message as the log line."""
 
@@ -70,7 +71,12 @@ async def _serve_component(context: ComponentContext, spec: ComponentSpec) -> No
         try:
             port = _port(flags.healthz_port, "healthz-port")
             await stack.enter_async_context(
-                serving(context.health.application(), flags.healthz_listen_address, port, "healthz server")
+                serving(
+                    context.health.application(),
+                    flags.healthz_listen_address,
+                    port,
+                    "healthz server",
+                )
             )
         except BaseException:
             component.cancel()

@@ -1,4 +1,4 @@
-"""The process contract of every launcher, exercised on real subprocesses with an empty environment."""
+"""The process contract of every launcher, on real subprocesses with an empty environment."""
 
 from __future__ import annotations
 
@@ -66,8 +66,13 @@ def test_missing_extra_exits_1_naming_the_extra() -> None:
 
 def test_fatal_error_is_one_log_line_and_exit_1() -> None:
     result = run(
-        "daprplane", "sample-fatal", "--log-as-json",
-        "--healthz-port", str(free_port()), "--metrics-port", str(free_port()),
+        "daprplane",
+        "sample-fatal",
+        "--log-as-json",
+        "--healthz-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
     )
     assert result.returncode == 1
     fatal = [json.loads(line) for line in result.stdout.splitlines() if '"fatal"' in line]
@@ -89,7 +94,10 @@ def test_port_in_use_is_fatal() -> None:
         busy.bind(("127.0.0.1", port))
         busy.listen()
         result = run(
-            "daprplane", "sample", f"--healthz-port={port}", "--healthz-listen-address=127.0.0.1",
+            "daprplane",
+            "sample",
+            f"--healthz-port={port}",
+            "--healthz-listen-address=127.0.0.1",
             "--enable-metrics=false",
         )
     assert result.returncode == 1
@@ -100,10 +108,17 @@ def test_port_in_use_is_fatal() -> None:
 def test_serves_healthz_and_metrics_then_stops_gracefully(signum: signal.Signals) -> None:
     healthz, metrics = free_port(), free_port()
     with started(
-        "daprplane", "sample",
-        "-healthz-port", str(healthz), "--healthz-listen-address=127.0.0.1",
-        f"--metrics-port={metrics}", "-metrics-listen-address=127.0.0.1",
-        "--startup-delay=1500ms", "--greeting", "hi there", "--shout",
+        "daprplane",
+        "sample",
+        "-healthz-port",
+        str(healthz),
+        "--healthz-listen-address=127.0.0.1",
+        f"--metrics-port={metrics}",
+        "-metrics-listen-address=127.0.0.1",
+        "--startup-delay=1500ms",
+        "--greeting",
+        "hi there",
+        "--shout",
     ) as process:
         # Not ready while the component is still starting: 503, then 200.
         wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 503)
@@ -122,7 +137,10 @@ def test_serves_healthz_and_metrics_then_stops_gracefully(signum: signal.Signals
 def test_metrics_can_be_disabled() -> None:
     healthz, metrics = free_port(), free_port()
     with started(
-        "daprplane", "sample", f"--healthz-port={healthz}", f"--metrics-port={metrics}",
+        "daprplane",
+        "sample",
+        f"--healthz-port={healthz}",
+        f"--metrics-port={metrics}",
         "--enable-metrics=false",
     ) as process:
         wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200)
@@ -137,7 +155,9 @@ def test_metrics_can_be_disabled() -> None:
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_unimplemented_component_exits_1_with_one_clear_line(component: str) -> None:
     result = run(
-        f"daprplane-{component}", f"--healthz-port={free_port()}", f"--metrics-port={free_port()}",
+        f"daprplane-{component}",
+        f"--healthz-port={free_port()}",
+        f"--metrics-port={free_port()}",
         env={"NAMESPACE": "dapr-system"},
     )
     assert result.returncode == 1

@@ -22,7 +22,7 @@ def daprplane_register_components() -> list[ComponentSpec]:
             run=run,
             flags=FLAGS,
             extra="injector",
-            requires=('grpc', 'google.protobuf', 'cryptography', 'kubernetes'),
+            requires=("grpc", "google.protobuf", "cryptography", "kubernetes"),
             scope="dapr.injector",
         )
     ]

@@ -18,11 +18,11 @@ def daprplane_register_components() -> list[ComponentSpec]:
     return [
         ComponentSpec(
             name="operator",
-            summary="Dapr operator: serves Dapr CRDs to sidecars and manages <app-id>-dapr Services",
+            summary="Dapr operator: serves Dapr CRDs to sidecars, manages <app-id>-dapr Services",
             run=run,
             flags=FLAGS,
             extra="operator",
-            requires=('grpc', 'google.protobuf', 'cryptography', 'kubernetes'),
+            requires=("grpc", "google.protobuf", "cryptography", "kubernetes"),
             scope="dapr.operator",
         )
     ]

@@ -22,7 +22,7 @@ def daprplane_register_components() -> list[ComponentSpec]:
             run=run,
             flags=FLAGS,
             extra="placement",
-            requires=('grpc', 'google.protobuf', 'cryptography', 'pysyncobj', 'kubernetes'),
+            requires=("grpc", "google.protobuf", "cryptography", "pysyncobj", "kubernetes"),
             scope="dapr.placement",
         )
     ]

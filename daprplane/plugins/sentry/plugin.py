@@ -22,7 +22,7 @@ def daprplane_register_components() -> list[ComponentSpec]:
             run=run,
             flags=FLAGS,
             extra="sentry",
-            requires=('grpc', 'google.protobuf', 'cryptography', 'kubernetes', 'yaml'),
+            requires=("grpc", "google.protobuf", "cryptography", "kubernetes", "yaml"),
             scope="dapr.sentry",
         )
     ]

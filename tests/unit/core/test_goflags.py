@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daprplane.core import cli, goflags
+from daprplane.core.component import ComponentSpec
 from daprplane.core.flags import SHARED, boolean, duration, integer, string, string_slice
 from daprplane.core.host import PluginHost
-from daprplane.core.component import ComponentSpec
 
 FLAGS = (
     string("mode", "standalone", "mode"),

@@ -11,8 +11,11 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "plugins.md"
 
 
 def _specs() -> list[str]:
-    return [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
-            if name.startswith("daprplane_")]
+    return [
+        name
+        for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("daprplane_")
+    ]
 
 
 def test_every_hook_has_a_docstring() -> None:
