@@ -1,0 +1,1 @@
+"""SPIFFE identities for every component: IDs, Sentry client, rotating SVIDs, TLS credentials."""
