@@ -12,3 +12,6 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT in sys.path:
     sys.path.remove(_ROOT)
     sys.path.append(_ROOT)
+
+# The real kube-apiserver + etcd test cluster (fixtures kube_cluster, kube_namespace, kube_api).
+pytest_plugins = ["tests.k8s.fixtures"]
