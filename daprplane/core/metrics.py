@@ -10,6 +10,9 @@ import prometheus_client
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+# Go's client exports no ``*_created`` series; Dapr's dashboards and tests expect none.
+prometheus_client.disable_created_metrics()
+
 
 def new_registry() -> CollectorRegistry:
     """A registry with the process, platform and GC collectors (Go exposes ``process_*`` too)."""

@@ -1,0 +1,256 @@
+"""The sentry process: options, configuration, CA, validators, the gRPC server and reloads.
+
+Where Dapr restarts its whole inner runner when the credentials change, this service reloads
+the CA in place and swaps the serving certificate: the gRPC server keeps running, and a reload
+that fails keeps the previous CA serving (logged) instead of stopping the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from typing import Any
+
+import grpc
+
+from daprplane._proto.sentry.v1 import sentry_pb2_grpc
+from daprplane.core.component import ComponentContext
+from daprplane.core.runtime import FatalError
+from daprplane.plugins.sentry import config as config_mod
+from daprplane.plugins.sentry import validators as validators_mod
+from daprplane.plugins.sentry.ca import CaSettings, CredentialsError, CredentialStore, JwtSettings
+from daprplane.plugins.sentry.ca.bundle import sentry_spiffe_id
+from daprplane.plugins.sentry.ca.files import FileCredentialStore
+from daprplane.plugins.sentry.identity import ServingIdentity
+from daprplane.plugins.sentry.metrics import SentryMetrics
+from daprplane.plugins.sentry.options import OptionsError, SentryOptions
+from daprplane.plugins.sentry.server import Authority, CAServicer
+from daprplane.plugins.sentry.watch import DirectoryWatcher
+
+#: Module that provides kubernetes mode: ``load_configuration(options, extra_validators)`` and
+#: ``credential_store(options) -> CredentialStore`` (Secret + ConfigMap ``dapr-trust-bundle``).
+KUBE_MODULE = "daprplane.plugins.sentry.ca.kube"
+GRACE_PERIOD = 5.0
+
+
+def _kube_module() -> Any:
+    try:
+        return importlib.import_module(KUBE_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name != KUBE_MODULE:
+            raise
+        raise FatalError("kubernetes mode is not supported by this build of sentry yet") from None
+
+
+async def _load_config(options: SentryOptions, extra: list[str]) -> config_mod.SentryConfig:
+    try:
+        if options.mode == "kubernetes":
+            loaded: config_mod.SentryConfig = await _kube_module().load_configuration(
+                options, extra
+            )
+        else:
+            loaded = await asyncio.to_thread(config_mod.load_standalone, options.config, extra)
+    except config_mod.ConfigError as error:
+        raise FatalError(str(error)) from None
+    return loaded.with_trust_domain(options.trust_domain)
+
+
+def _store(options: SentryOptions) -> CredentialStore:
+    if options.mode == "kubernetes":
+        store: CredentialStore = _kube_module().credential_store(options)
+        return store
+    return FileCredentialStore(options.files)
+
+
+class Sentry:
+    """One running sentry; :meth:`reload` swaps its CA in place."""
+
+    def __init__(self, context: ComponentContext, options: SentryOptions) -> None:
+        self.context = context
+        self.options = options
+        self.log = context.logger
+        self.metrics = SentryMetrics().register(context.metrics)
+        # Registered before the first await: healthz must not report ready before sentry is.
+        self.provider_target = context.health.add_target("security-provider")
+        self.server_target = context.health.add_target("sentry-server")
+        self.oidc_target = None
+        if options.oidc_enabled and options.jwt_enabled:
+            self.oidc_target = context.health.add_target("oidc-server")
+
+    async def run(self) -> None:
+        options, context = self.options, self.context
+        plugins = validators_mod.plugin_validators(context.hook, self.log)
+        config = await _load_config(options, sorted(plugins))
+        self.settings = CaSettings(
+            trust_domain=config.trust_domain,
+            namespace=options.namespace,
+            allowed_clock_skew=config.allowed_clock_skew,
+            jwt=JwtSettings(options.jwt_enabled, options.jwt_key_id, options.jwt_signing_algorithm),
+        )
+        self.store = _store(options)
+        try:
+            credentials = await self.store.load(self.settings)
+        except CredentialsError as error:
+            raise FatalError(f"error creating CA: {error}") from None
+        self._record_ca(credentials, changed=credentials.generated)
+        self.authority = Authority(
+            credentials=credentials,
+            workload_cert_ttl=config.workload_cert_ttl,
+            allowed_clock_skew=config.allowed_clock_skew,
+            namespace=options.namespace,
+            # Standalone mode has no cluster DNS; kubernetes mode may resolve the real domain.
+            cluster_domain=getattr(options, "cluster_domain", "") or config.trust_domain,
+            jwt_enabled=options.jwt_enabled,
+            jwt_ttl=options.jwt_ttl,
+            jwt_issuer=options.jwt_issuer,
+        )
+        environment = validators_mod.ValidatorEnvironment(
+            mode=options.mode,
+            trust_domain=config.trust_domain,
+            namespace=options.namespace,
+            sentry_id=sentry_spiffe_id(config.trust_domain, options.namespace),
+            logger=self.log,
+        )
+        try:
+            validators = validators_mod.build(config, environment, plugins)
+        except validators_mod.ValidatorSetupError as error:
+            raise FatalError(str(error)) from None
+
+        validator_targets = {
+            id(v): context.health.add_target(v.healthz_target)
+            for v in validators
+            if v.healthz_target
+        }
+        self.identity = ServingIdentity(
+            self.authority,
+            config.trust_domain,
+            options.namespace,
+            self.metrics,
+            self.provider_target.ready,
+        )
+        try:
+            self.identity.issue()
+        except Exception as error:
+            raise FatalError(f"failed to issue sentry's serving certificate: {error}") from None
+
+        server = grpc.aio.server()
+        sentry_pb2_grpc.add_CAServicer_to_server(  # type: ignore[no-untyped-call]
+            CAServicer(self.authority, validators, self.metrics, context.hook), server
+        )
+        try:
+            bound = server.add_secure_port(options.grpc_address, self.identity.server_credentials())
+        except RuntimeError as error:
+            bound = 0
+            detail = str(error)
+        else:
+            detail = "address in use or not available"
+        if not bound and options.port != 0:
+            raise FatalError(f"failed to listen on {options.grpc_address}: {detail}")
+        self.bound_port = bound
+        await server.start()
+        self.server_target.ready()
+        self.log.info("Sentry is running; gRPC server listening on %s", options.grpc_address)
+
+        watcher = DirectoryWatcher(self.store.watched_paths())
+        tasks = [
+            asyncio.create_task(
+                self._start_validator(v, validator_targets.get(id(v))), name="validator"
+            )
+            for v in validators
+        ]
+        tasks.append(asyncio.create_task(self.identity.keep_renewed(), name="identity"))
+        tasks.append(asyncio.create_task(watcher.run(self.reload), name="watcher"))
+        if self.oidc_target is not None:
+            tasks.append(asyncio.create_task(self._serve_oidc(self.oidc_target), name="oidc"))
+        try:
+            await self._supervise(tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await server.stop(GRACE_PERIOD)
+            for validator in validators:
+                with contextlib.suppress(Exception):
+                    await validator.stop()
+
+    async def _supervise(self, tasks: list[asyncio.Task[None]]) -> None:
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                error = task.exception()
+                if isinstance(error, FatalError):
+                    raise error
+                if error is not None:
+                    raise FatalError(f"{task.get_name()} failed: {error}") from error
+
+    async def _start_validator(self, validator: validators_mod.Validator, target: Any) -> None:
+        try:
+            await validator.start()
+        except Exception as error:
+            name = validators_mod.kind_name(validator.kind)
+            raise FatalError(f"failed to start the {name} token validator: {error}") from None
+        if target is not None:
+            target.ready()
+
+    async def _serve_oidc(self, target: Any) -> None:
+        """The OIDC discovery server (only with both ``--oidc-enabled`` and ``--jwt-enabled``)."""
+        from daprplane.plugins.sentry import oidc
+
+        flags = self.options.flags
+        material = self.authority.credentials.jwt
+
+        def jwks() -> Any:
+            current = self.authority.credentials.jwt
+            return current.jwks if current is not None else None
+
+        cert, key = flags.oidc_server_tls_cert_file, flags.oidc_server_tls_key_file
+        try:
+            app = oidc.application(
+                jwks=jwks,
+                jwt_issuer=self.options.jwt_issuer,
+                jwks_uri=flags.oidc_jwks_uri,
+                path_prefix=flags.oidc_path_prefix,
+                allowed_hosts=list(flags.oidc_allowed_hosts),
+                tls_configured=bool(cert and key),
+                algorithm=material.algorithm if material else self.options.jwt_signing_algorithm,
+            )
+            await oidc.serve_oidc(
+                app,
+                flags.oidc_server_listen_address,
+                flags.oidc_server_listen_port,
+                cert_file=cert,
+                key_file=key,
+                on_ready=lambda _port: target.ready(),
+            )
+        except (ValueError, oidc.OidcServerError) as error:
+            raise FatalError(f"OIDC server failed: {error}") from None
+
+    def _record_ca(self, credentials: Any, changed: bool) -> None:
+        issuer = credentials.bundle.issuer
+        self.metrics.issuer_expiry(issuer.not_valid_after_utc.timestamp())
+        if changed:
+            self.metrics.issuer_changed()
+
+    async def reload(self) -> None:
+        self.log.info("Issuer credentials changed; reloading")
+        self.metrics.issuer_changed()
+        try:
+            credentials = await self.store.load(self.settings)
+        except CredentialsError as error:
+            self.log.error("Failed to reload the CA; still serving the previous one: %s", error)
+            return
+        self._record_ca(credentials, changed=False)
+        self.authority.credentials = credentials
+        self.identity.reissue_soon()
+
+
+async def run(context: ComponentContext) -> None:
+    try:
+        options = SentryOptions.from_flags(context.flags)
+    except OptionsError as error:
+        raise FatalError(f"Invalid options: {error}") from None
+    logging.getLogger("dapr.sentry").debug("Starting sentry in %s mode", options.mode)
+    await Sentry(context, options).run()
