@@ -251,7 +251,10 @@ class OidcServer:
             base = f"{self._scheme}://{printed}" if printed else f"{self._scheme}:"
             issuer = issuer or base
             if not jwks_uri:
-                parts = urlsplit(issuer)
+                try:
+                    parts = urlsplit(issuer)
+                except ValueError:  # e.g. an unbalanced "[" in the Host header
+                    return None
                 jwks_uri = urlunsplit((parts.scheme, parts.netloc, self.jwks_path, "", ""))
         return {
             "issuer": issuer,

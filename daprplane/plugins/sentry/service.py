@@ -18,6 +18,7 @@ import grpc
 from daprplane._proto.sentry.v1 import sentry_pb2_grpc
 from daprplane.core.component import ComponentContext
 from daprplane.core.runtime import FatalError
+from daprplane.core.security import usergroup
 from daprplane.plugins.sentry import config as config_mod
 from daprplane.plugins.sentry import validators as validators_mod
 from daprplane.plugins.sentry.ca import CaSettings, CredentialsError, CredentialStore, JwtSettings
@@ -27,7 +28,6 @@ from daprplane.plugins.sentry.identity import ServingIdentity
 from daprplane.plugins.sentry.metrics import SentryMetrics
 from daprplane.plugins.sentry.options import OptionsError, SentryOptions
 from daprplane.plugins.sentry.server import Authority, CAServicer
-from daprplane.plugins.sentry.watch import DirectoryWatcher
 
 #: Module that provides kubernetes mode: ``load_configuration(options, extra_validators)`` and
 #: ``credential_store(options) -> CredentialStore`` (Secret + ConfigMap ``dapr-trust-bundle``).
@@ -36,12 +36,8 @@ GRACE_PERIOD = 5.0
 
 
 def _kube_module() -> Any:
-    try:
-        return importlib.import_module(KUBE_MODULE)
-    except ModuleNotFoundError as error:
-        if error.name != KUBE_MODULE:
-            raise
-        raise FatalError("kubernetes mode is not supported by this build of sentry yet") from None
+    # Imported only in kubernetes mode: standalone sentry never loads the Kubernetes client.
+    return importlib.import_module(KUBE_MODULE)
 
 
 async def _load_config(options: SentryOptions, extra: list[str]) -> config_mod.SentryConfig:
@@ -81,6 +77,11 @@ class Sentry:
 
     async def run(self) -> None:
         options, context = self.options, self.context
+        if options.mode == "kubernetes":
+            try:
+                usergroup.check_user(options.mode)
+            except usergroup.RootUserError as error:
+                raise FatalError(str(error)) from None
         plugins = validators_mod.plugin_validators(context.hook, self.log)
         config = await _load_config(options, sorted(plugins))
         self.settings = CaSettings(
@@ -112,6 +113,7 @@ class Sentry:
             namespace=options.namespace,
             sentry_id=sentry_spiffe_id(config.trust_domain, options.namespace),
             logger=self.log,
+            extras={"kubeconfig": options.kubeconfig},
         )
         try:
             validators = validators_mod.build(config, environment, plugins)
@@ -153,7 +155,6 @@ class Sentry:
         self.server_target.ready()
         self.log.info("Sentry is running; gRPC server listening on %s", options.grpc_address)
 
-        watcher = DirectoryWatcher(self.store.watched_paths())
         tasks = [
             asyncio.create_task(
                 self._start_validator(v, validator_targets.get(id(v))), name="validator"
@@ -161,7 +162,7 @@ class Sentry:
             for v in validators
         ]
         tasks.append(asyncio.create_task(self.identity.keep_renewed(), name="identity"))
-        tasks.append(asyncio.create_task(watcher.run(self.reload), name="watcher"))
+        tasks.append(asyncio.create_task(self.store.watch(self.reload), name="watcher"))
         if self.oidc_target is not None:
             tasks.append(asyncio.create_task(self._serve_oidc(self.oidc_target), name="oidc"))
         try:
@@ -171,6 +172,7 @@ class Sentry:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await server.stop(GRACE_PERIOD)
+            await self.store.close()
             for validator in validators:
                 with contextlib.suppress(Exception):
                     await validator.stop()

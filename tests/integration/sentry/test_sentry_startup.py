@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -116,11 +115,3 @@ def test_invalid_ca_bundle_is_fatal_and_untouched(tmp_path: Path) -> None:
         "is not self-signed"
     )
     assert {name: (creds / name).read_bytes() for name in files} == files
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("daprplane.plugins.sentry.ca.kube") is not None,
-    reason="kubernetes mode is available",
-)
-def test_kubernetes_mode_not_available_yet(tmp_path: Path) -> None:
-    assert "kubernetes mode is not supported" in _fatal(_start(tmp_path, "--mode=kubernetes"))

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from daprplane.plugins.sentry.ca import bundle as bundle_mod
@@ -20,6 +21,7 @@ from daprplane.plugins.sentry.ca.store import (
     CredentialsError,
     load_jwt_material,
 )
+from daprplane.plugins.sentry.watch import DirectoryWatcher
 
 log = logging.getLogger("dapr.sentry.ca")
 
@@ -99,6 +101,13 @@ class FileCredentialStore:
 
     def watched_paths(self) -> list[str]:
         return sorted({os.path.dirname(path) or "." for path in self.files.all()})
+
+    async def watch(self, on_change: Callable[[], Awaitable[None]]) -> None:
+        # Dapr watches the parent directories of every credential file; so do we, by polling.
+        await DirectoryWatcher(self.watched_paths()).run(on_change)
+
+    async def close(self) -> None:
+        return None
 
     async def load(self, settings: CaSettings) -> Credentials:
         return await asyncio.to_thread(self._load, settings)

@@ -8,6 +8,7 @@ only what was generated.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -51,8 +52,12 @@ class CredentialStore(Protocol):
         """Load (or generate and persist) the credentials; raise :class:`CredentialsError`."""
         ...
 
-    def watched_paths(self) -> list[str]:
-        """Directories whose changes mean the credentials must be reloaded."""
+    async def watch(self, on_change: Callable[[], Awaitable[None]]) -> None:
+        """Call ``on_change`` whenever the stored credentials change, until cancelled."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the store holds (API sessions)."""
         ...
 
 
