@@ -23,21 +23,37 @@ from daprplane.core.host import PluginHost, Status
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class GoFlagCommand(click.Command):
-    """A click command that first rewrites Go-style arguments (``-port 5``, bare booleans)."""
+class _GoFlagParsing:
+    """Rewrites Go-style arguments (``-port 5``, bare booleans) before click parses them."""
 
-    def __init__(self, *args: Any, go_flags: Sequence[Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.go_flags = go_flags
+    go_flags: Sequence[Any] = ()
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        subcommands = getattr(self, "commands", {})
         try:
-            return super().parse_args(ctx, goflags.normalize(args, self.go_flags))
+            return super().parse_args(  # type: ignore[misc,no-any-return]
+                ctx, goflags.normalize(args, self.go_flags, subcommands)
+            )
         except click.UsageError as error:
             # Some parser errors come without a context, and click then omits the usage text
             # that pflag always prints.
             error.ctx = error.ctx or ctx
             raise
+
+
+class GoFlagCommand(_GoFlagParsing, click.Command):
+    def __init__(self, *args: Any, go_flags: Sequence[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.go_flags = go_flags
+
+
+class GoFlagGroup(_GoFlagParsing, click.Group):
+    """A component with tools: no subcommand runs the component, a subcommand runs the tool."""
+
+    def __init__(self, *args: Any, go_flags: Sequence[Any], **kwargs: Any) -> None:
+        kwargs["invoke_without_command"] = True
+        super().__init__(*args, **kwargs)
+        self.go_flags = go_flags
 
 
 def _missing_extra(spec: ComponentSpec) -> str | None:
@@ -79,17 +95,20 @@ def component_command(
     flags = [*SHARED, *spec.flags]
 
     def callback(**values: Any) -> None:
-        _launch(spec, host, values)
+        if click.get_current_context().invoked_subcommand is None:
+            _launch(spec, host, values)
 
-    return GoFlagCommand(
-        name or spec.name,
-        params=[goflags.option(flag) for flag in flags],
-        callback=callback,
-        help=spec.summary,
-        short_help=spec.summary,
-        context_settings=CONTEXT,
-        go_flags=flags,
-    )
+    settings: dict[str, Any] = {
+        "params": [goflags.option(flag) for flag in flags],
+        "callback": callback,
+        "help": spec.summary,
+        "short_help": spec.summary,
+        "context_settings": CONTEXT,
+        "go_flags": flags,
+    }
+    if not spec.commands:
+        return GoFlagCommand(name or spec.name, **settings)
+    return GoFlagGroup(name or spec.name, commands=list(spec.commands), **settings)
 
 
 def _host() -> PluginHost:

@@ -38,6 +38,8 @@ class ComponentSpec:
     requires: Sequence[str] = ()
     #: Logger scope as Dapr names it, e.g. ``dapr.placement``.
     scope: str = ""
+    #: Tools that become subcommands (``daprplane placement locate``); click commands.
+    commands: Sequence[Any] = ()
 
     def missing_modules(self) -> list[str]:
         return [module for module in self.requires if importlib.util.find_spec(module) is None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import click
@@ -61,13 +61,16 @@ def _split_slice(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(items)
 
 
-def normalize(args: Sequence[str], flags: Sequence[Flag]) -> list[str]:
+def normalize(
+    args: Sequence[str], flags: Sequence[Flag], subcommands: Collection[str] = ()
+) -> list[str]:
     """Rewrite Go-style arguments into forms click parses the same way pflag would.
 
     - ``-name...`` (one dash, longer than two characters) becomes ``--name...``, as Dapr does;
     - a bare boolean ``--name`` becomes ``--name=true``: pflag never takes the next argument as a
       boolean's value, while click would.
-    The value of a flag given as ``--name value`` is left alone, like pflag leaves it.
+    The value of a flag given as ``--name value`` is left alone, like pflag leaves it, and so is
+    everything from the first of ``subcommands`` on: a subcommand parses its own arguments.
     """
     kinds = {flag.name: flag.kind for flag in flags}
     result: list[str] = []
@@ -77,7 +80,7 @@ def normalize(args: Sequence[str], flags: Sequence[Flag]) -> list[str]:
             result.append(arg)
             expecting_value = False
             continue
-        if arg == "--":
+        if arg == "--" or arg in subcommands:
             result.extend(args[index:])
             break
         if len(arg) > 2 and arg[0] == "-" and arg[1] != "-":

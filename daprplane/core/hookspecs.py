@@ -11,7 +11,7 @@ returned it); see ``docs/plugins.md`` for order, failure policy and examples.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from daprplane.core.markers import hookspec
@@ -82,11 +82,39 @@ def daprplane_injector_edit_patch(patch: list[dict[str, Any]], pod: Mapping[str,
 
 
 @hookspec
-def daprplane_sentry_token_validators() -> Mapping[str, Callable[..., Awaitable[Any]]]:
+def daprplane_sentry_token_validators() -> Mapping[str, Any]:
     """Return extra token validators by name, for identity requests Sentry's own do not cover.
 
-    Each value is an async callable ``validate(request) -> trust_domain`` that raises to reject
-    the request; the error message is returned to the caller with ``PermissionDenied``.
+    Called once when sentry starts. Names are lowercased. Returning a validator makes its name
+    acceptable in the Configuration's ``spec.mtls.tokenValidators`` (next to ``jwks``); it is
+    **enabled only when listed there**, and then, as for ``jwks``, standalone mode no longer
+    defaults to INSECURE, so every request must name a validator. The entry's ``options`` are not
+    passed to plugin validators.
+
+    A value is either
+
+    * a validator object, as the built-ins are
+      (:class:`daprplane.plugins.sentry.validators.base.Validator`): ``kind``, ``healthz_target``
+      (a healthz target name that turns ready once ``start`` returns, or ``None``),
+      ``async start()`` (an error stops sentry with exit 1), ``async stop()`` (at shutdown) and
+      ``validate(request)``; or
+    * a callable ``validate(request)`` (a callable that has a ``validate`` attribute is taken
+      for a validator object).
+
+    ``validate`` gets the ``SignCertificateRequest``, runs on sentry's event loop (sync or
+    async; it must not block), and returns the trust domain to issue in (a non-empty ``str``) or
+    a :class:`~daprplane.plugins.sentry.validators.base.Validation`. An exception rejects the
+    request with ``PermissionDenied`` and the exception's message; any other result is rejected
+    as ``token validator '<name>' returned no trust domain``. Sentry does not make the common
+    request checks for a plugin validator (app ID, namespace, CSR present): call
+    ``daprplane.plugins.sentry.validators.common.validate(request)`` to make them.
+
+    A request selects the validator whose kind equals its ``token_validator`` value. The kind is
+    the object's integer ``kind`` attribute; failing that, the enum value named like the
+    validator (``"jwks"`` is JWKS, which replaces the built-in JWKS validator); failing that, the
+    name read as a number (``"42"``: a value outside Dapr's enum). A validator without a kind,
+    named ``insecure`` or ``kubernetes``, or named like one an earlier-registered plugin
+    returned, is logged and ignored; a plugin whose hook raises is logged and skipped.
     """
 
 
@@ -96,8 +124,18 @@ def daprplane_sentry_certificate_issued(
 ) -> None:
     """Observe every workload certificate Sentry issues (audit trails, metrics).
 
-    Called after the certificate is signed and before it is returned. An observer that raises is
-    reported and does not fail the request.
+    Called for each successful ``SignCertificate``, after the certificate (and any JWT) is made
+    and before the response is sent; not for rejected requests, nor for sentry's own serving
+    certificate. ``spiffe_id`` is the certificate's URI SAN, ``namespace`` and ``app_id`` are the
+    request's, ``not_after`` is the expiry as an aware UTC ``datetime``, and ``validator`` is the
+    lowercase enum name of the validator that accepted the request (``insecure``,
+    ``kubernetes``, ``jwks``; the number, as text, for a plugin kind outside the enum).
+
+    Sentry calls the implementations itself, one at a time in registration order, synchronously
+    on its event loop (return quickly; a coroutine function would never be awaited), passing
+    only the arguments each declares: ``def daprplane_sentry_certificate_issued(spiffe_id)`` is
+    fine. Return values are ignored. An observer that raises is logged with its plugin name; the
+    request still succeeds and the other observers are still called.
     """
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -172,3 +173,21 @@ def test_any_command_line_parses_or_exits_cleanly(args: list[str]) -> None:
         assert error.exit_code == 2
     except click.exceptions.Exit as exit_:
         assert exit_.exit_code == 0
+
+
+@click.command("echo")
+@click.option("--word", default="")
+def _echo(word: str) -> None:
+    click.echo(f"echo:{word}")
+
+
+def test_component_with_tools_runs_a_tool_instead_of_launching() -> None:
+    spec = ComponentSpec(name="demo", summary="demo", run=_never, flags=FLAGS, commands=[_echo])
+    group = cli.component_command(spec, PluginHost(environ={}))
+    runner = CliRunner()
+    result = runner.invoke(group, ["-port", "6000", "echo", "--word", "-x"])
+    assert result.exit_code == 0, result.output
+    # The tool's arguments are its own: "-x" is not rewritten as a Go flag.
+    assert result.output == "echo:-x\n"
+    with group.make_context("demo", ["-tls-enabled", "-port", "7"]) as ctx:
+        assert ctx.params["tls_enabled"] is True and ctx.params["port"] == 7
