@@ -105,9 +105,9 @@ def daprplane_sentry_token_validators() -> Mapping[str, Any]:
     async; it must not block), and returns the trust domain to issue in (a non-empty ``str``) or
     a :class:`~daprplane.plugins.sentry.validators.base.Validation`. An exception rejects the
     request with ``PermissionDenied`` and the exception's message; any other result is rejected
-    as ``token validator '<name>' returned no trust domain``. Sentry does not make the common
-    request checks for a plugin validator (app ID, namespace, CSR present): call
-    ``daprplane.plugins.sentry.validators.common.validate(request)`` to make them.
+    as ``token validator '<name>' returned no trust domain``. The built-in validators each begin
+    with the common request checks (app ID, namespace, CSR present); a plugin validator gets them
+    only by calling ``daprplane.plugins.sentry.validators.common.validate(request)``.
 
     A request selects the validator whose kind equals its ``token_validator`` value. The kind is
     the object's integer ``kind`` attribute; failing that, the enum value named like the

@@ -21,6 +21,7 @@ from google.protobuf import timestamp_pb2
 from daprplane._proto.sentry.v1 import sentry_pb2, sentry_pb2_grpc
 from daprplane.core.security.spiffe import SpiffeId, SpiffeIdError
 from daprplane.plugins.sentry.ca import Credentials, pem, sign_workload
+from daprplane.plugins.sentry.ca.workload import PublicKey
 from daprplane.plugins.sentry.metrics import SentryMetrics
 from daprplane.plugins.sentry.validators import ValidatorSet, kind_name
 from daprplane.plugins.sentry.validators.base import TokenValidator, Validation
@@ -66,7 +67,8 @@ def control_plane_dns_names(app_id: str, namespace: str, cluster_domain: str) ->
     return []
 
 
-def _parse_csr(data: bytes) -> x509.CertificateSigningRequest:
+def _parse_csr(data: bytes) -> PublicKey:
+    """The public key of a well-formed CSR whose self-signature verifies."""
     block = next(pem.blocks(data), None)
     # "CERTIFICATE" is accepted for legacy clients; its DER then fails to parse as a CSR.
     if block is None or block.type not in ("CERTIFICATE REQUEST", "CERTIFICATE"):
@@ -89,7 +91,7 @@ def _parse_csr(data: bytes) -> x509.CertificateSigningRequest:
         valid = False
     if not valid:
         raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "invalid signature")
-    return csr
+    return public_key  # type: ignore[return-value]  # one of the supported types, checked above
 
 
 def _timestamp(moment: datetime.datetime) -> timestamp_pb2.Timestamp:
@@ -99,7 +101,8 @@ def _timestamp(moment: datetime.datetime) -> timestamp_pb2.Timestamp:
 
 
 def _certificate_pem(certificate: x509.Certificate) -> bytes:
-    return pem.encode("CERTIFICATE", certificate.public_bytes(serialization.Encoding.DER))
+    # cryptography's PEM is byte-identical to pem.encode (Go's layout) and done in native code.
+    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 class CAServicer(sentry_pb2_grpc.CAServicer):
@@ -159,7 +162,7 @@ class CAServicer(sentry_pb2_grpc.CAServicer):
         except Exception as error:  # every validator error is PermissionDenied with its message
             raise RequestFailed(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
 
-        csr = _parse_csr(request.certificate_signing_request)
+        public_key = _parse_csr(request.certificate_signing_request)
         authority = self.authority
         credentials = authority.credentials  # one consistent CA for the whole request
         dns_names: Sequence[str] = ()
@@ -171,7 +174,7 @@ class CAServicer(sentry_pb2_grpc.CAServicer):
             spiffe_id = SpiffeId.for_app(validation.trust_domain, request.namespace, request.id)
             leaf = sign_workload(
                 credentials.bundle,
-                csr.public_key(),  # type: ignore[arg-type]
+                public_key,
                 spiffe_id,
                 ttl=authority.workload_cert_ttl,
                 skew=authority.allowed_clock_skew,

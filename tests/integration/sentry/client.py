@@ -1,10 +1,13 @@
-"""A test client for sentry's TLS gRPC API that verifies sentry as Dapr's clients do.
+"""Test clients for sentry's TLS gRPC API that verify sentry as Dapr's clients do.
 
-gRPC's TLS channel credentials check the server's host name, and sentry's certificate carries
-only a SPIFFE URI SAN, so they cannot be used. Instead a loopback proxy (its own thread and event
-loop) accepts a plaintext gRPC channel and opens each upstream connection itself with Python's
-``ssl``: chain verified against the trust anchors, ALPN ``h2``, no host-name check, then an exact
-SPIFFE ID match on the leaf. A connection that fails any of these is closed.
+Sentry's certificate carries only a SPIFFE URI SAN, so gRPC's host-name-checking TLS cannot be
+used. The tests dial through the identity library's :class:`VerifiedTunnel` instead (chain
+verified to the trust anchors, ALPN ``h2``, exact SPIFFE ID; nothing is relayed otherwise), so
+sentry is checked by the same code every component uses. The tunnel runs on its own thread and
+event loop, which lets these synchronous tests use gRPC's synchronous channel over it.
+
+Only :func:`handshake` with a ``maximum`` TLS version is test-local: pinning the protocol version
+is how the tests check what sentry's server accepts, and no client should ever do it.
 """
 
 from __future__ import annotations
@@ -12,31 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import ssl
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from ssl import TLSVersion
+from typing import Any
 
 import grpc
 from cryptography import x509
 
 from daprplane._proto.sentry.v1 import sentry_pb2_grpc
-from daprplane.core.security import spiffe
+from daprplane.core.security import tls
+from daprplane.core.security.anchors import StaticTrustAnchors, TrustBundle
+from daprplane.core.security.authz import allow_any, allow_ids
+from daprplane.core.security.dialer import VerifiedTunnel
 
 SENTRY_ID = "spiffe://localhost/ns/default/dapr-sentry"
-
-
-def tls_context(trust_anchors_pem: bytes, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cadata=trust_anchors_pem.decode())
-    context.check_hostname = False  # the identity is the SPIFFE ID, checked after the handshake
-    context.set_alpn_protocols(["h2"])
-    if maximum is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # asking for TLS < 1.2 on purpose
-            context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-            context.maximum_version = maximum
-    return context
 
 
 @dataclass
@@ -46,117 +41,94 @@ class Handshake:
     leaf: x509.Certificate
 
 
-def handshake(
-    port: int, trust_anchors_pem: bytes, maximum: ssl.TLSVersion | None = None
-) -> Handshake:
-    """One TLS handshake with sentry; raises ``ssl.SSLError`` if it fails or does not verify."""
-    context = tls_context(trust_anchors_pem, maximum)
+class RecordingTunnel(VerifiedTunnel):
+    """A :class:`VerifiedTunnel` that keeps the leaf of every connection it let through."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.leaves: list[x509.Certificate] = []
+        self.last: Handshake | None = None
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await super().connect()
+        ssl_object = writer.get_extra_info("ssl_object")
+        leaf = tls.peer_certificate(ssl_object)
+        self.leaves.append(leaf)
+        self.last = Handshake(ssl_object.version() or "", ssl_object.selected_alpn_protocol(), leaf)
+        return reader, writer
+
+
+def _tunnel(port: int, trust_anchors_pem: bytes, expected_id: str | None) -> RecordingTunnel:
+    return RecordingTunnel(
+        f"127.0.0.1:{port}",
+        anchors=StaticTrustAnchors.from_pem(trust_anchors_pem),
+        authorize=allow_ids(expected_id) if expected_id is not None else allow_any,
+    )
+
+
+def handshake(port: int, trust_anchors_pem: bytes, maximum: TLSVersion | None = None) -> Handshake:
+    """One TLS handshake with sentry; raises ``ssl.SSLError`` or ``OSError`` if it fails.
+
+    The chain must verify to the anchors and the leaf must be an X.509-SVID with ALPN ``h2``;
+    any SPIFFE ID is accepted, because the tests read the leaf to check which one sentry serves.
+    """
+    if maximum is not None:
+        return _pinned_handshake(port, trust_anchors_pem, maximum)
+
+    async def shake() -> Handshake:
+        tunnel = _tunnel(port, trust_anchors_pem, None)
+        _, writer = await tunnel.connect()
+        writer.close()
+        assert tunnel.last is not None
+        return tunnel.last
+
+    return asyncio.run(shake())
+
+
+def _pinned_handshake(port: int, trust_anchors_pem: bytes, maximum: TLSVersion) -> Handshake:
+    """The library's client context with the protocol version capped at ``maximum``."""
+    context = tls.client_context(TrustBundle.from_pem(trust_anchors_pem))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # asking for TLS < 1.2 on purpose
+        context.minimum_version = TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = maximum
     with (
         socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="sentry") as tls,
+        context.wrap_socket(raw) as sock,
     ):
-        der = tls.getpeercert(binary_form=True)
-        assert der is not None
+        tls.peer_id(sock)  # the X.509-SVID leaf rules
         return Handshake(
-            tls.version() or "",
-            tls.selected_alpn_protocol(),
-            x509.load_der_x509_certificate(der),
+            sock.version() or "", sock.selected_alpn_protocol(), tls.peer_certificate(sock)
         )
 
 
-@dataclass
-class SpiffeProxy:
-    target_port: int
-    trust_anchors_pem: bytes
-    expected_id: str = SENTRY_ID
-    port: int = 0
-    leaves: list[x509.Certificate] = field(default_factory=list)
-    rejected: int = 0
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # asyncio logs a cancelled connection callback as an error; the proxy cancels on purpose.
-        self.writers.append(writer)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._connect(reader, writer)
-
-    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(
-                "127.0.0.1",
-                self.target_port,
-                ssl=tls_context(self.trust_anchors_pem),
-                server_hostname="sentry",
-            )
-        except (OSError, ssl.SSLError):
-            self.rejected += 1
-            writer.close()
-            return
-        ssl_object = up_writer.get_extra_info("ssl_object")
-        leaf = x509.load_der_x509_certificate(ssl_object.getpeercert(binary_form=True))
-        try:
-            identity = str(spiffe.from_certificate(leaf))
-        except spiffe.SpiffeIdError:
-            identity = ""
-        if ssl_object.selected_alpn_protocol() != "h2" or identity != self.expected_id:
-            self.rejected += 1
-            up_writer.close()
-            writer.close()
-            return
-        self.leaves.append(leaf)
-        self.writers.append(up_writer)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[SpiffeProxy]:
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        holder: dict[str, asyncio.AbstractServer] = {}
-
-        async def start() -> None:
-            holder["server"] = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.port = holder["server"].sockets[0].getsockname()[1]
-            started.set()
-
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-        try:
-            yield self
-        finally:
-
-            async def stop() -> None:
-                holder["server"].close()
-                current = asyncio.current_task()
-                others = [t for t in asyncio.all_tasks() if t is not current]
-                for task in others:
-                    task.cancel()
-                await asyncio.gather(*others, return_exceptions=True)
-                for open_writer in self.writers:
-                    open_writer.transport.abort()
-                await asyncio.sleep(0.05)  # let the transports finish closing
-
-            asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
+@contextlib.contextmanager
+def sentry_channel(
+    port: int, trust_anchors_pem: bytes, expected_id: str = SENTRY_ID
+) -> Iterator[tuple[grpc.Channel, RecordingTunnel]]:
+    """A synchronous gRPC channel whose every connection to sentry goes through a
+    :class:`VerifiedTunnel` that accepts only ``expected_id``."""
+    tunnel = _tunnel(port, trust_anchors_pem, expected_id)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="sentry-tunnel", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(tunnel.start(), loop).result(10)
+        options = [("grpc.default_authority", tunnel.address)]
+        with grpc.insecure_channel(tunnel.target, options=options) as channel:
+            yield channel, tunnel
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(tunnel.aclose(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 @contextlib.contextmanager
 def ca_stub(
     port: int, trust_anchors_pem: bytes, expected_id: str = SENTRY_ID
-) -> Iterator[tuple[sentry_pb2_grpc.CAStub, SpiffeProxy]]:
-    """A ``CA`` stub whose every connection to sentry is verified as described above."""
-    proxy = SpiffeProxy(port, trust_anchors_pem, expected_id)
-    with proxy.running(), grpc.insecure_channel(f"127.0.0.1:{proxy.port}") as channel:
-        yield sentry_pb2_grpc.CAStub(channel), proxy
+) -> Iterator[tuple[sentry_pb2_grpc.CAStub, RecordingTunnel]]:
+    """A ``CA`` stub over :func:`sentry_channel`; the tunnel's ``leaves`` show what it verified."""
+    with sentry_channel(port, trust_anchors_pem, expected_id) as (channel, tunnel):
+        yield sentry_pb2_grpc.CAStub(channel), tunnel  # type: ignore[no-untyped-call]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from daprplane._proto.sentry.v1 import sentry_pb2, sentry_pb2_grpc
 from daprplane.plugins.sentry.ca import pem
-from tests.integration.sentry.client import SpiffeProxy
+from tests.integration.sentry.client import sentry_channel
 from tests.integration.sentry.conftest import SentryProcess, run_sentry
 from tests.unit.sentry.certs import csr_pem, key
 
@@ -66,8 +66,7 @@ def test_fuzz_sign_certificate(tmp_path: Path) -> None:
 
 
 def _fuzz(sentry: SentryProcess) -> None:
-    proxy = SpiffeProxy(sentry.port, sentry.trust_anchors)
-    with proxy.running(), grpc.insecure_channel(f"127.0.0.1:{proxy.port}") as channel:
+    with sentry_channel(sentry.port, sentry.trust_anchors) as (channel, _):
         stub = sentry_pb2_grpc.CAStub(channel)
         raw = channel.unary_unary(
             "/dapr.proto.sentry.v1.CA/SignCertificate",

@@ -77,11 +77,11 @@ def test_generated_files(sentry: SentryProcess) -> None:
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
 def test_sign_certificate(sentry: SentryProcess, kind: str) -> None:
     private = key(kind)
-    with ca_stub(sentry.port, sentry.trust_anchors) as (stub, proxy):
+    with ca_stub(sentry.port, sentry.trust_anchors) as (stub, tunnel):
         response = stub.SignCertificate(
             _request(certificate_signing_request=csr_pem(private)), timeout=10
         )
-    assert proxy.leaves, "the call went through a verified TLS connection"
+    assert tunnel.leaves, "the call went through a verified TLS connection"
     chain = response.workload_certificate
     assert chain.count(b"-----BEGIN CERTIFICATE-----") == 2
     assert chain.endswith(b"-----END CERTIFICATE-----\n")

@@ -90,3 +90,14 @@ def test_serials_differ() -> None:
     bundle = generate("localhost", "default", SKEW)
     serials = {_sign(bundle)[1].serial_number for _ in range(20)}
     assert len(serials) == 20
+
+
+def test_alternating_issuers_each_sign_their_own_leaves() -> None:
+    """The per-issuer template must follow the bundle it is given (a reload swaps bundles)."""
+    first, second = (generate("localhost", "default", SKEW) for _ in range(2))
+    for bundle in (first, second, first, second):
+        _, leaf = _sign(bundle)
+        leaf.verify_directly_issued_by(bundle.issuer)
+        akid = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+        skid = bundle.issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        assert akid.key_identifier == skid.digest
