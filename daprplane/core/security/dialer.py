@@ -104,6 +104,10 @@ class VerifiedTunnel:
                 return
             self.last_error = None
             await _relay.splice((reader, writer), remote)
+        except asyncio.CancelledError:
+            # aclose() cancels open connections; asyncio would log a cancelled connection
+            # handler as an error on Python 3.11.
+            _relay.close(writer)
         finally:
             self._connections.discard(task)
 

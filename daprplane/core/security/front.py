@@ -88,6 +88,9 @@ class MtlsFront:
                 _relay.close(writer)
                 return
             await _relay.splice((reader, writer), backend)
+        except asyncio.CancelledError:
+            # aclose() cancels open connections; see VerifiedTunnel._accept.
+            _relay.close(writer)
         finally:
             authz.unregister_relayed_peer(grpc_peer)
             if os.path.exists(backend_path):
