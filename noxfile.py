@@ -41,7 +41,18 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff on everything, mypy (strict) on core."""
-    session.install("ruff>=0.6", "mypy>=1.11", "pluggy", "click", "aiohttp", "prometheus-client")
+    session.install(
+        "ruff>=0.6",
+        "mypy>=1.11",
+        "pluggy",
+        "click",
+        "aiohttp",
+        "prometheus-client",
+        "grpcio==1.85.1",
+        "protobuf>=7.35.1",
+        "cryptography>=43",
+        "kubernetes>=37",
+    )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
