@@ -135,7 +135,10 @@ def option(flag: Flag) -> click.Option:
         Kind.BOOL: GoBool(),
         Kind.DURATION: GoDuration(),
     }
-    default: Any = flag.resolve_default if callable(flag.default) else flag.default
+    default: Any = flag.default
+    if callable(flag.default):
+        default = flag.resolve_default
+        common["show_default"] = "from the environment"
     if flag.kind is Kind.DURATION and isinstance(default, str):
         default = goduration.parse(default)
         common["show_default"] = flag.default

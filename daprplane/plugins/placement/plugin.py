@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from daprplane.core.component import ComponentContext, ComponentSpec
+from daprplane.core.component import ComponentSpec
 from daprplane.core.markers import hookimpl
-from daprplane.core.runtime import FatalError
+from daprplane.plugins.placement.cli import COMMANDS
 from daprplane.plugins.placement.flags import FLAGS
-
-
-async def run(context: ComponentContext) -> None:
-    # The launcher, flags and extra are in place; the service itself is not part of this release.
-    raise FatalError("the placement service is not implemented in this release of daprplane")
 
 
 @hookimpl
@@ -19,10 +14,11 @@ def daprplane_register_components() -> list[ComponentSpec]:
         ComponentSpec(
             name="placement",
             summary="Dapr actor placement service: maps actor types to sidecar hosts",
-            run=run,
+            run="daprplane.plugins.placement.service:run",
             flags=FLAGS,
             extra="placement",
             requires=("grpc", "google.protobuf", "cryptography", "pysyncobj", "kubernetes"),
             scope="dapr.placement",
+            commands=COMMANDS,
         )
     ]

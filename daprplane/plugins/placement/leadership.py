@@ -1,0 +1,116 @@
+"""Who leads among the placement peers: the seam between the service and an election engine.
+
+Only the leader serves streams; no placement state is replicated, so an election engine only
+has to say whether this node leads now and to tell when that changes. A node that loses
+leadership closes its streams with Unavailable (sidecars then try the other peers) and waits to
+lead again, instead of exiting as Dapr does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+LEADER_LEASE = 2.0
+
+
+class Leadership(ABC):
+    def __init__(self) -> None:
+        self._leading = asyncio.Event()
+        self._following = asyncio.Event()
+        self._following.set()
+        self._lost_callbacks: list[Callable[[], None]] = []
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading.is_set()
+
+    async def wait_for_leadership(self) -> None:
+        await self._leading.wait()
+
+    async def wait_for_loss(self) -> None:
+        await self._following.wait()
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        self._lost_callbacks.append(callback)
+
+    def _gained(self) -> None:
+        self._following.clear()
+        self._leading.set()
+
+    def _lost(self) -> None:
+        if not self._leading.is_set():
+            return
+        self._leading.clear()
+        self._following.set()
+        for callback in self._lost_callbacks:
+            callback()
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Join the election; returns once the engine runs (leader or not)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most engines have nothing to release
+        """Leave the election."""
+
+
+class SingleNode(Leadership):
+    """The only peer in ``--initial-cluster`` leads at once."""
+
+    async def start(self) -> None:
+        self._gained()
+
+
+class RaftLeadership(Leadership):
+    """Raft among the ``--initial-cluster`` peers (pysyncobj), used only to elect a leader.
+
+    Nothing is replicated: as in Dapr since 1.17, a new leader rebuilds every table from the
+    sidecars' re-reports. pysyncobj runs its own thread; this class polls its state from the
+    event loop. A leader that stops hearing from a majority steps down by itself, which turns
+    into :meth:`Leadership._lost` here.
+    """
+
+    def __init__(self, self_address: str, partner_addresses: list[str], *, poll: float = 0.1):
+        super().__init__()
+        self.self_address = self_address
+        self.partner_addresses = partner_addresses
+        self.poll = poll
+        self._raft: Any = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from pysyncobj import SyncObj, SyncObjConf
+
+        conf = SyncObjConf(
+            dynamicMembershipChange=False,
+            commandsWaitLeader=False,
+            # Step down after 2s without a majority, as Dapr's raft lease (pysyncobj: 30s), so
+            # an isolated leader releases its sidecars to the new one quickly.
+            leaderFallbackTimeout=LEADER_LEASE,
+        )
+        # The constructor binds the raft port; keep that off the event loop.
+        self._raft = await asyncio.to_thread(
+            SyncObj, self.self_address, self.partner_addresses, conf
+        )
+        self._watcher = asyncio.create_task(self._watch(), name="raft-leadership")
+
+    async def _watch(self) -> None:
+        while True:
+            if self._raft._isLeader():
+                self._gained()
+            else:
+                self._lost()
+            await asyncio.sleep(self.poll)
+
+    async def aclose(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        raft, self._raft = self._raft, None
+        if raft is not None:
+            await asyncio.to_thread(raft.destroy_synchronous)
