@@ -121,10 +121,12 @@ def _plugins_command(host: PluginHost) -> click.Command:
     @click.command("plugins", context_settings=CONTEXT)
     def plugins() -> None:
         """List plugins: what loaded, what did not, and why."""
+        width = max((len(record.name) for record in host.records), default=0)
         for record in host.records:
             components = ", ".join(record.components) or "-"
             line = (
-                f"{record.name:<14} {record.status.value:<9} {record.distribution:<28} {components}"
+                f"{record.name:<{width}}  {record.status.value:<9} "
+                f"{record.distribution:<28} {components}"
             )
             if record.reason:
                 line += f"  ({record.reason})"
