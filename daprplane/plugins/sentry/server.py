@@ -131,10 +131,15 @@ class CAServicer(sentry_pb2_grpc.CAServicer):
         except asyncio.CancelledError:
             self.metrics.failed()
             raise
-        except Exception:
+        except Exception as error:
             # Never let a bug take the server down; answer Internal as Dapr does for sign errors.
             self.metrics.failed()
-            log.exception("Unexpected error signing a certificate for %r", request.id)
+            log.exception(
+                "Unexpected error signing a certificate for %r: %s: %s",
+                request.id,
+                type(error).__name__,
+                error,
+            )
             await context.abort(grpc.StatusCode.INTERNAL, "failed to sign certificate")
         self.metrics.succeeded()
         return response
