@@ -132,6 +132,18 @@ def test_pod_created_by_system_masters_gets_daprd(
     assert 'dapr_injector_sidecar_injection_succeeded_total{app_id="nodeapp"}' in metrics
 
 
+def test_third_party_plugin_extends_the_sidecar(
+    injector: Injector, app_namespace: str, kube_api: Any
+) -> None:
+    # daprplane-sample, installed as its own distribution, adds an env var to daprd through the
+    # daprplane_injector_edit_sidecar hook when its annotation is present.
+    annotations = {**dapr_annotations("greeter"), "sample.daprplane.dev/greeting": "hello"}
+    create_pod(kube_api, app_namespace, pod_manifest("greeter", annotations))
+    daprd = container(stored_pod(kube_api, app_namespace, "greeter"), "daprd")
+    assert daprd is not None
+    assert {e.name: e.value for e in daprd.env}["SAMPLE_GREETING"] == "hello"
+
+
 def test_allowed_service_account_gets_daprd_and_others_do_not(
     injector: Injector, app_namespace: str, kube_cluster: KubeCluster, kube_api: Any
 ) -> None:
