@@ -27,9 +27,19 @@ PLACEMENT_APP_ID = "dapr-placement"
 GRACE_PERIOD = 5.0
 
 
-def _leadership(options: PlacementOptions) -> Leadership:
+def _leadership(options: PlacementOptions, log: logging.Logger | None = None) -> Leadership:
     if len(options.peers) == 1:
+        # One peer leads at once, in either mode, and needs no RBAC beyond Dapr's chart.
         return SingleNode()
+    if options.mode == "kubernetes":
+        # Several peers elect on a Lease: the API server authenticates every peer, so this works
+        # with --tls-enabled too (Helm's HA install).
+        from daprplane.plugins.placement.lease import LeaseConfigError, LeaseLeadership
+
+        try:
+            return LeaseLeadership.from_environ(options.node_id, options.namespace, log=log)
+        except LeaseConfigError as error:
+            raise FatalError(str(error)) from None
     if options.tls_enabled:
         # pysyncobj cannot authenticate peers by SPIFFE ID; refusing beats an open raft port.
         raise FatalError(
@@ -81,7 +91,7 @@ class PlacementService:
         )
         if options.metadata_enabled:
             context.health.add_route("GET", "/placement/state", state_http.handler(self.snapshot))
-        self.leadership = _leadership(options)
+        self.leadership = _leadership(options, self.log)
         self.observers = TableObservers(context.hook, self.log)
         settings = Settings(
             replication_factor=options.replication_factor,
