@@ -20,7 +20,7 @@ GRPCIO_TOOLS = "grpcio-tools==1.85.1"
 
 def _install_package(session: nox.Session) -> None:
     # A real wheel build (maturin, release profile) so tests see what users install.
-    session.install(".[all]")
+    session.install(".[all,plot]")
     session.install("--no-deps", SAMPLE_PLUGIN)
 
 

@@ -196,5 +196,11 @@ def new_server(keepalive_time: float, keepalive_timeout: float) -> grpc.aio.Serv
             # Keep pinging a stream on which nothing is sent between rounds (Go's server does).
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.keepalive_permit_without_calls", 1),
+            # When thousands of sidecars connect at once the event loop falls behind accepting
+            # calls; gRPC's defaults would cancel the calls still waiting (sidecars then retry,
+            # and the table takes far longer to settle).
+            ("grpc.server.max_pending_requests", 100_000),
+            ("grpc.server.max_pending_requests_hard_limit", 100_000),
+            ("grpc.server_max_unrequested_time_in_server", 600),
         ]
     )
