@@ -26,21 +26,18 @@ import base64
 import datetime
 import json
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _processes import Process, SentryServer, free_port, launcher
 from _report import add_report_arguments, machine_line, write_block
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,33 +47,17 @@ PACED_RATE = 500.0
 NAMESPACE = "dapr-system"
 SERVER_NAME = f"dapr-sidecar-injector.{NAMESPACE}.svc"
 
-POD = {
-    "apiVersion": "v1",
-    "kind": "Pod",
-    "metadata": {
-        "name": "nodeapp-7c9d",
-        "namespace": "default",
-        "labels": {"app": "node"},
-        "annotations": {
-            "dapr.io/enabled": "true",
-            "dapr.io/app-id": "nodeapp",
-            "dapr.io/app-port": "3000",
-            "dapr.io/config": "tracing",
-        },
-    },
-    "spec": {
-        "containers": [
-            {
-                "name": "node",
-                "image": "dapriosamples/hello-k8s-node:latest",
-                "ports": [{"containerPort": 3000}],
-            }
-        ]
-    },
-}
+
+def _repo_on_path() -> None:
+    """Makes ``tests`` importable: the kube-apiserver fixture and the §4.6 example pod."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
 
 
 def review_body(uid: str = "bench") -> bytes:
+    _repo_on_path()
+    from tests.unit.injector.examples import nodeapp_pod
+
     review = {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -90,7 +71,7 @@ def review_body(uid: str = "bench") -> bytes:
                 "username": "system:serviceaccount:kube-system:replicaset-controller",
                 "groups": ["system:serviceaccounts", "system:authenticated"],
             },
-            "object": POD,
+            "object": {"apiVersion": "v1", "kind": "Pod", **nodeapp_pod()},
         },
     }
     return json.dumps(review).encode()
@@ -112,53 +93,6 @@ class LoadResult:
 
 
 # -- processes -------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _launcher(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise SystemExit(f"{path} not found: install daprplane[all] into this Python")
-    return str(path)
-
-
-class Process:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self.log_path = name, log
-        with log.open("wb") as out:
-            self.popen = subprocess.Popen(
-                args, env=env, cwd="/", stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def wait_healthy(self, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not _healthy(url):
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"{self.name} did not start:\n{self.log_path.read_text()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
 
 
 ECHO_SERVER = textwrap.dedent(
@@ -246,7 +180,7 @@ class Setup:
         self.cluster: Any = None
 
     def start_injector(self) -> Server:
-        sys.path.insert(0, str(ROOT))
+        _repo_on_path()
         from tests.k8s.cluster import KubeCluster
 
         self.cluster = KubeCluster()
@@ -274,36 +208,24 @@ class Setup:
                     ],
                 }
             )
-        credentials = self.directory / "sentry"
-        credentials.mkdir()
-        (self.directory / "sentry.yaml").write_text("")
-        sentry_port, sentry_healthz = _free_port(), _free_port()
-        sentry = Process(
-            "sentry",
-            [
-                _launcher("daprplane-sentry"),
-                f"--config={self.directory / 'sentry.yaml'}",
-                f"--issuer-credentials={credentials}",
-                f"--port={sentry_port}",
-                "--listen-address=127.0.0.1",
-                "--trust-domain=cluster.local",
-                f"--healthz-port={sentry_healthz}",
-                f"--metrics-port={_free_port()}",
-            ],
-            {"NAMESPACE": NAMESPACE},
-            self.directory / "sentry.log",
+        sentry_port = free_port()
+        sentry = SentryServer(
+            self.directory / "sentry",
+            sentry_port,
+            "--trust-domain=cluster.local",
+            env={"NAMESPACE": NAMESPACE},
         )
         self.processes.append(sentry)
-        sentry.wait_healthy(f"http://127.0.0.1:{sentry_healthz}/healthz")
-        port, healthz = _free_port(), _free_port()
+        sentry.wait_healthy(sentry.healthz)
+        port, healthz = free_port(), free_port()
         injector = Process(
             "injector",
             [
-                _launcher("daprplane-injector"),
+                launcher("daprplane-injector"),
                 f"--port={port}",
                 "--listen-address=127.0.0.1",
                 f"--healthz-port={healthz}",
-                f"--metrics-port={_free_port()}",
+                f"--metrics-port={free_port()}",
                 f"--kubeconfig={self.cluster.kubeconfig}",
                 "--log-level=warn",
             ],
@@ -312,7 +234,7 @@ class Setup:
                 "SIDECAR_IMAGE": "ghcr.io/dapr/daprd:1.18.3",
                 "SIDECAR_IMAGE_PULL_POLICY": "IfNotPresent",
                 "KUBE_CLUSTER_DOMAIN": "cluster.local",
-                "DAPR_TRUST_ANCHORS_FILE": str(credentials / "ca.crt"),
+                "DAPR_TRUST_ANCHORS_FILE": str(sentry.trust_anchors_file),
                 "DAPR_SENTRY_ADDRESS": f"127.0.0.1:{sentry_port}",
                 "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
             },
@@ -320,13 +242,13 @@ class Setup:
         )
         self.processes.append(injector)
         injector.wait_healthy(f"http://127.0.0.1:{healthz}/healthz")
-        return Server(port, (credentials / "ca.crt").read_bytes())
+        return Server(port, sentry.trust_anchors_file.read_bytes())
 
     def start_echo(self, answer: bytes) -> Server:
         certfile, anchors = echo_certificate(self.directory)
         script = self.directory / "echo.py"
         script.write_text(ECHO_SERVER)
-        port = _free_port()
+        port = free_port()
         echo = Process(
             "echo",
             [sys.executable, str(script), str(port), str(certfile), answer.decode()],

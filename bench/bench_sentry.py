@@ -25,19 +25,15 @@ import asyncio
 import datetime
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from _processes import SentryServer, free_port
 from _report import add_report_arguments, machine_line, write_block
 
 #: SignCertificate responses per second against the real sentry.
@@ -67,86 +63,42 @@ class LoadResult:
 # -- the sentry process ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class SentryProcess:
     """``daprplane-sentry`` in a temporary directory; its output goes to ``sentry.log`` there."""
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="bench-sentry-"))
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.process: SentryServer | None = None
 
     @property
     def trust_anchors(self) -> bytes:
         return (self.directory / "credentials" / "ca.crt").read_bytes()
 
     def start(self) -> None:
-        launcher = Path(sys.executable).parent / "daprplane-sentry"
-        if not launcher.exists():
-            raise SystemExit(f"{launcher} not found: install daprplane[sentry] into this Python")
-        (self.directory / "credentials").mkdir()
-        (self.directory / "config.yaml").write_text("")
-        healthz = _free_port()
-        log = (self.directory / "sentry.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                str(launcher),
-                f"--config={self.directory / 'config.yaml'}",
-                f"--issuer-credentials={self.directory / 'credentials'}",
-                f"--port={self.port}",
-                "--listen-address=127.0.0.1",
-                f"--healthz-port={healthz}",
-                "--healthz-listen-address=127.0.0.1",
-                f"--metrics-port={_free_port()}",
-                "--metrics-listen-address=127.0.0.1",
-            ],
+        self.process = SentryServer(
+            self.directory,
+            self.port,
+            "--healthz-listen-address=127.0.0.1",
+            "--metrics-listen-address=127.0.0.1",
             env={},
-            cwd="/",
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            extra="sentry",
         )
-        log.close()
-        deadline = time.monotonic() + 30
-        while not _healthy(f"http://127.0.0.1:{healthz}/healthz"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"sentry did not start:\n{self.log()}")
-            time.sleep(0.1)
-
-    def log(self) -> str:
-        path = self.directory / "sentry.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        self.process.wait_healthy(self.process.healthz, timeout=30)
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the sentry process so far (Linux ``/proc``)."""
         assert self.process is not None
         try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            stat = Path(f"/proc/{self.process.popen.pid}/stat").read_text()
         except OSError:
             return None
+        fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            self.process.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

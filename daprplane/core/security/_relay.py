@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import struct
 import tempfile
+from typing import Any
 
 _CHUNK = 256 * 1024
 
@@ -67,3 +69,20 @@ async def splice(
         close(a[1])
         close(b[1])
         await asyncio.gather(forward, backward, return_exceptions=True)
+
+
+async def shut_down(
+    server: asyncio.Server | None, connections: set[asyncio.Task[Any]], directory: str | None
+) -> None:
+    """Stop a relay listener: stop accepting, cancel and await the open connections (each
+    handler removes itself from ``connections``), then remove the private ``directory``."""
+    if server is not None:
+        server.close()
+    for task in list(connections):
+        task.cancel()
+    if connections:
+        await asyncio.gather(*connections, return_exceptions=True)
+    if server is not None:
+        await server.wait_closed()
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -8,17 +8,16 @@ process. Both are a :class:`TrustAnchorSource`: a current :class:`TrustBundle` p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from daprplane.core.background import BackgroundTask
 from daprplane.core.security._observers import Observers
 
 log = logging.getLogger("dapr.runtime.security")
@@ -76,7 +75,7 @@ class StaticTrustAnchors:
             self._observers.notify(bundle)
 
 
-class TrustAnchorsFile:
+class TrustAnchorsFile(BackgroundTask):
     """A PEM bundle file, re-read every ``poll_interval`` seconds while started.
 
     ``start`` waits for the file to exist and hold certificates, as Dapr's services do; a file
@@ -91,7 +90,6 @@ class TrustAnchorsFile:
         self._bundle: TrustBundle | None = None
         self._raw: bytes | None = None
         self._observers: Observers[TrustBundle] = Observers(log)
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def current(self) -> TrustBundle:
@@ -148,22 +146,3 @@ class TrustAnchorsFile:
                 )
                 self._bundle = bundle
                 self._observers.notify(bundle)
-
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> TrustAnchorsFile:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

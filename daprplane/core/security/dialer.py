@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import shutil
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -141,17 +140,8 @@ class VerifiedTunnel:
 
     async def aclose(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
-        if server is not None:
-            await server.wait_closed()
-        if self._directory is not None:
-            shutil.rmtree(self._directory, ignore_errors=True)
-            self._directory = None
+        await _relay.shut_down(server, self._connections, self._directory)
+        self._directory = None
 
 
 class SpiffeChannel:

@@ -16,7 +16,6 @@ import asyncio
 import itertools
 import logging
 import os
-import shutil
 import socket
 from typing import Any
 
@@ -110,12 +109,4 @@ class MtlsFront:
 
     async def aclose(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
-        if server is not None:
-            await server.wait_closed()
-        shutil.rmtree(self._directory, ignore_errors=True)
+        await _relay.shut_down(server, self._connections, self._directory)

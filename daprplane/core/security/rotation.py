@@ -9,16 +9,15 @@ every component, or Sentry's own in-process signer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from daprplane.core.background import BackgroundTask
 from daprplane.core.health import Target
 from daprplane.core.security._observers import Observers
 from daprplane.core.security.svid import Svid, load_pem_chain
@@ -42,7 +41,7 @@ def _as_svid(result: FetchResult) -> Svid:
     return Svid.from_chain(certificates, key)
 
 
-class SvidSource:
+class SvidSource(BackgroundTask):
     """Holds the current SVID and renews it.
 
     Renewal happens at NotBefore + (NotAfter - NotBefore) / 2, checked at least every
@@ -67,7 +66,6 @@ class SvidSource:
         self._svid: Svid | None = None
         self._ready = asyncio.Event()
         self._observers: Observers[Svid] = Observers(log)
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def current(self) -> Svid:
@@ -155,22 +153,3 @@ class SvidSource:
                     "New SVID is already due for renewal; next try in %gs", self.retry_interval
                 )
                 await asyncio.sleep(self.retry_interval)
-
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> SvidSource:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -20,11 +20,11 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 
 import grpc
 
 from daprplane._proto.placement.v1 import placement_pb2, placement_pb2_grpc
+from daprplane.core.background import BackgroundTask
 from daprplane.plugins.placement.client.credentials import ChannelCredentials, InsecureCredentials
 from daprplane.plugins.placement.client.protocol import ClientProtocol, Phase, ProtocolError
 from daprplane.plugins.placement.client.tables import (
@@ -51,7 +51,7 @@ class StreamClosedError(Exception):
     """The server ended the stream without an error status."""
 
 
-class PlacementClient:
+class PlacementClient(BackgroundTask):
     """A placement client with daprd's connection behaviour. See the module docstring."""
 
     def __init__(
@@ -92,7 +92,6 @@ class PlacementClient:
         self._write_lock = asyncio.Lock()
         self._ready = asyncio.Event()
         self._changed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
         self._observers: list[Callable[[ActorTables], None]] = []
 
     # -- state --------------------------------------------------------------------------------
@@ -150,25 +149,6 @@ class PlacementClient:
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="placement-client")
-
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> PlacementClient:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def update_actor_types(self, actor_types: Iterable[str]) -> None:
         """Re-REPORTs with new actor types (or reports them on the next connect)."""
