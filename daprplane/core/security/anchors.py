@@ -35,7 +35,7 @@ class TrustBundle:
     def from_pem(cls, data: bytes) -> TrustBundle:
         try:
             certificates = tuple(x509.load_pem_x509_certificates(data))
-        except ValueError as error:
+        except (ValueError, x509.InvalidVersion) as error:
             raise TrustAnchorsError(f"failed to parse trust anchors: {error}") from None
         return cls(certificates)
 

@@ -56,7 +56,7 @@ def peer_certificate(context: Any) -> x509.Certificate:
         raise UnauthenticatedError("peer presented no client certificate")
     try:
         return x509.load_pem_x509_certificate(pems[0])
-    except ValueError as error:
+    except (ValueError, x509.InvalidVersion) as error:
         raise UnauthenticatedError(f"failed to parse peer certificate: {error}") from None
 
 

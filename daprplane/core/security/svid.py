@@ -61,7 +61,7 @@ def load_pem_chain(data: bytes) -> tuple[x509.Certificate, ...]:
     """Every ``CERTIFICATE`` block of ``data``, leaf first; at least one."""
     try:
         return tuple(x509.load_pem_x509_certificates(data))
-    except ValueError as error:
+    except (ValueError, x509.InvalidVersion) as error:
         raise SvidError(f"failed to parse certificate chain: {error}") from None
 
 

@@ -75,7 +75,7 @@ def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> x509.Certific
         raise SvidError("peer presented no certificate")
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as error:
+    except (ValueError, x509.InvalidVersion) as error:
         raise SvidError(f"failed to parse peer certificate: {error}") from None
 
 

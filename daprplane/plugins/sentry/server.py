@@ -76,7 +76,7 @@ def _parse_csr(data: bytes) -> PublicKey:
     try:
         csr = x509.load_der_x509_csr(block.der)
         public_key = csr.public_key()
-    except (ValueError, UnsupportedAlgorithm) as error:
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as error:
         raise RequestFailed(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"failed to parse certificate signing request: {error}",
@@ -87,7 +87,7 @@ def _parse_csr(data: bytes) -> PublicKey:
     )
     try:
         valid = supported and csr.is_signature_valid
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, x509.InvalidVersion):
         valid = False
     if not valid:
         raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "invalid signature")

@@ -71,3 +71,15 @@ def test_empty_chain_and_bad_key(ca: CertificateAuthority) -> None:
         Svid.from_chain((), ed25519.Ed25519PrivateKey.generate())
     with pytest.raises(SvidError, match="failed to parse private key"):
         Svid.from_pem(pem(ca.root), b"nope")
+
+
+def test_certificate_with_an_unknown_version_is_a_clear_error() -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from daprplane.plugins.sentry.ca import pem as pem_codec
+
+    der = bytearray(CertificateAuthority().root.public_bytes(Encoding.DER))
+    version = der.index(bytes([0xA0, 0x03, 0x02, 0x01, 0x02]))  # [0] EXPLICIT INTEGER v3
+    der[version + 4] = 0x05
+    with pytest.raises(SvidError, match="failed to parse certificate chain"):
+        load_pem_chain(pem_codec.encode("CERTIFICATE", bytes(der)))

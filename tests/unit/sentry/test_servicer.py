@@ -210,3 +210,15 @@ async def test_metrics_count_every_outcome() -> None:
     assert context.aborted[0] == grpc.StatusCode.PERMISSION_DENIED
     metrics = servicer.metrics
     assert (metrics.requests_received, metrics.sign_success, metrics.sign_failure) == (2, 1, 1)
+
+
+async def test_csr_with_an_unknown_version_is_a_parse_error() -> None:
+    # Newer cryptography releases reject a CSR version other than v1 with InvalidVersion, which
+    # is not a ValueError; it must still be InvalidArgument, not an internal error.
+    der = bytearray(next(pem.blocks(csr_pem(key("ed25519")))).der)
+    version = der.index(bytes([0x02, 0x01, 0x00]))  # the first INTEGER: CertificationRequestInfo
+    der[version + 2] = 118
+    mutated = pem.encode("CERTIFICATE REQUEST", bytes(der))
+    failure = await _fails(_servicer(), _request(certificate_signing_request=mutated))
+    assert failure.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert failure.message.startswith("failed to parse certificate signing request")

@@ -63,7 +63,7 @@ def decode_certificates(data: bytes) -> list[x509.Certificate]:
             break
         try:
             certificates.append(x509.load_der_x509_certificate(block.der))
-        except ValueError as error:
+        except (ValueError, x509.InvalidVersion) as error:
             raise PemError(f"failed to parse certificate: {error}") from None
     if not certificates:
         raise PemError("no certificates found")
