@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.launchers import free_port, run
 from tests.integration.placement.server_fixture import PlacementProcess, channel, run_placement
-from tests.integration.placement.sidecars import Sidecar, until
+from tests.integration.placement.sidecars import Ended, Sidecar, until
 
 A, B = "10.0.0.1:50002", "10.0.0.2:50002"
 
@@ -91,7 +91,12 @@ async def test_example_state_metrics_timeout_and_graceful_stop(placement: Placem
         assert code == 0, out
         for s in (a, c):
             ended = await s.wait_ended(5)
-            assert ended.code is grpc.StatusCode.UNAVAILABLE
+            # Python's gRPC client sometimes reports its own INTERNAL "Internal error from Core"
+            # instead of the server's status when the connection goes away with the process;
+            # either way the stream ended at the stop, not before.
+            assert ended.code is grpc.StatusCode.UNAVAILABLE or ended == Ended(
+                grpc.StatusCode.INTERNAL, "Internal error from Core"
+            ), ended
             await s.aclose()
         await silent.aclose()
     assert "placement shut down gracefully" in out
