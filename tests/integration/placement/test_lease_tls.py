@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,14 @@ from daprplane.core.security.authz import allow_ids
 from daprplane.core.security.dialer import SpiffeChannel
 from daprplane.core.security.rotation import SvidSource
 from daprplane.core.security.sentry_client import SentryClient
-from tests.integration.placement.server_fixture import PlacementProcess, run_placement
+from tests.integration.placement.server_fixture import PlacementProcess
 from tests.integration.placement.sidecars import Sidecar
 from tests.integration.placement.test_lease import (  # noqa: F401 - fixture
     FAST,
     lease_holder,
     node_id,
     one_leader,
+    peers,
     placement_kubeconfig,
 )
 from tests.integration.sentry.conftest import SentryProcess, run_sentry
@@ -34,33 +34,20 @@ pytestmark = pytest.mark.k8s
 TRUST_DOMAIN = "example.org"
 
 
-@contextlib.contextmanager
 def tls_peers(
     size: int, namespace: str, kubeconfig: str, sentry: SentryProcess
-) -> Iterator[list[PlacementProcess]]:
-    members = ",".join(f"p{i}=127.0.0.1:{50000 + i}" for i in range(size))
-    env = {
-        "NAMESPACE": namespace,
-        "KUBECONFIG": kubeconfig,
-        "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
-        **FAST,
-    }
-    with contextlib.ExitStack() as stack:
-        yield [
-            stack.enter_context(
-                run_placement(
-                    f"--id=p{i}",
-                    f"--initial-cluster={members}",
-                    "--mode=kubernetes",
-                    "--tls-enabled",
-                    f"--trust-domain={TRUST_DOMAIN}",
-                    f"--trust-anchors-file={Path(sentry.credentials) / 'ca.crt'}",
-                    f"--sentry-address={sentry.address}",
-                    env=env,
-                )
-            )
-            for i in range(size)
-        ]
+) -> contextlib.AbstractContextManager[list[PlacementProcess]]:
+    """The Lease tests' peers, with mTLS and an identity from ``sentry``."""
+    return peers(
+        size,
+        namespace,
+        kubeconfig,
+        FAST,
+        "--tls-enabled",
+        f"--trust-domain={TRUST_DOMAIN}",
+        f"--trust-anchors-file={Path(sentry.credentials) / 'ca.crt'}",
+        f"--sentry-address={sentry.address}",
+    )
 
 
 async def test_tls_peers_in_kubernetes_mode_elect_on_the_lease_and_fail_over(
