@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 
 class BackgroundTask:
@@ -25,10 +25,7 @@ class BackgroundTask:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -44,3 +41,12 @@ class BackgroundTask:
 
 
 __all__ = ["BackgroundTask"]
+
+
+async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has finished unwinding."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -13,7 +13,6 @@ cluster-wide pod cache needs a few fields of each pod, not the whole object).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -22,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from daprplane.core.background import cancel_and_wait
 from daprplane.core.kube.client import KubeApiError, open_request, request
 
 log = logging.getLogger("daprplane.kube.informer")
@@ -105,10 +105,7 @@ class Informer:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         try:

@@ -9,10 +9,11 @@ lead again, instead of exiting as Dapr does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
+
+from daprplane.core.background import cancel_and_wait
 
 LEADER_LEASE = 2.0
 
@@ -107,10 +108,7 @@ class RaftLeadership(Leadership):
 
     async def aclose(self) -> None:
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        await cancel_and_wait(watcher)
         raft, self._raft = self._raft, None
         if raft is not None:
             await asyncio.to_thread(raft.destroy_synchronous)

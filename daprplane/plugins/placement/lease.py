@@ -25,7 +25,6 @@ durations or seconds) and the Lease's name through :data:`ENV_LEASE_NAME`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
@@ -37,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daprplane.core import goduration
+from daprplane.core.background import cancel_and_wait
 from daprplane.plugins.placement.leadership import Leadership
 
 LEASE_NAME = "dapr-placement-leader"
@@ -339,10 +339,7 @@ class LeaseLeadership(Leadership):
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         api = self._api
         if api is None:
             return

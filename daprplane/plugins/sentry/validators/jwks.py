@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import math
@@ -33,6 +32,7 @@ from jwt.exceptions import PyJWTError
 
 from daprplane._proto.sentry.v1 import sentry_pb2
 from daprplane.core import goduration
+from daprplane.core.background import cancel_and_wait
 from daprplane.core.security import spiffe
 from daprplane.plugins.sentry.jwt import EC_ALGORITHMS, RSA_ALGORITHMS, Jwk, parse_jwks
 from daprplane.plugins.sentry.validators import ValidatorSetupError, common
@@ -303,10 +303,7 @@ class JwksValidator:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         session, self._session = self._session, None
         if session is not None:
             await session.close()
