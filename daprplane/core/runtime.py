@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pluggy
 from aiohttp import web
@@ -26,12 +27,15 @@ class FatalError(Exception):
 
 
 @contextlib.asynccontextmanager
-async def serving(app: web.Application, host: str, port: int, what: str) -> AsyncIterator[None]:
-    """Serve ``app`` on ``host:port`` (``""`` = every interface) until the block ends."""
+async def serving(
+    app: web.Application, host: str, port: int, what: str, *, ssl_context: Any = None
+) -> AsyncIterator[None]:
+    """Serve ``app`` on ``host:port`` (``""`` = every interface), over TLS with ``ssl_context``
+    when one is given, until the block ends."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host or None, port, reuse_address=True)
+        site = web.TCPSite(runner, host or None, port, ssl_context=ssl_context, reuse_address=True)
         try:
             await site.start()
         except OSError as error:

@@ -150,17 +150,3 @@ def test_metrics_can_be_disabled() -> None:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
         assert process.returncode == 0
-
-
-@pytest.mark.parametrize(
-    "component", [c for c in COMPONENTS if c not in ("sentry", "placement", "injector")]
-)
-def test_unimplemented_component_exits_1_with_one_clear_line(component: str) -> None:
-    result = run(
-        f"daprplane-{component}",
-        f"--healthz-port={free_port()}",
-        f"--metrics-port={free_port()}",
-        env={"NAMESPACE": "dapr-system"},
-    )
-    assert result.returncode == 1
-    assert f"the {component} service is not implemented" in result.stdout

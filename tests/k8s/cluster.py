@@ -183,6 +183,7 @@ class KubeCluster:
         self._startup_timeout = startup_timeout
         self._etcd: _Process | None = None
         self._apiserver: _Process | None = None
+        self._apiserver_args: list[str] = []
         self.workdir: Path | None = None
         self.ca = CertificateAuthority("daprplane-test-kube-ca")
         self.server = ""
@@ -352,7 +353,21 @@ class KubeCluster:
             "--profiling=false",
             *self._extra_args,
         ]
+        self._apiserver_args = args
         self._apiserver = _Process("kube-apiserver", args, self.log_files["kube-apiserver"])
+        self._wait(self._apiserver_ready, deadline, self._apiserver, "kube-apiserver /readyz")
+
+    def restart_apiserver(self, down_for: float = 0.0) -> None:
+        """Stop kube-apiserver, wait ``down_for`` seconds, start it again on the same port and
+        etcd: clients see their connections and watches drop, then the same cluster back."""
+        assert self._apiserver is not None, "the cluster is not running"
+        self._apiserver.stop()
+        self._apiserver = None
+        time.sleep(down_for)
+        self._apiserver = _Process(
+            "kube-apiserver", self._apiserver_args, self.log_files["kube-apiserver"]
+        )
+        deadline = time.monotonic() + self._startup_timeout
         self._wait(self._apiserver_ready, deadline, self._apiserver, "kube-apiserver /readyz")
 
     def _wait(self, ready, deadline: float, process: _Process, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -680,19 +695,28 @@ def raw_request(
 def _namespaced_collection_paths(api: Any, namespace: str) -> list[str]:
     """URL paths of every namespaced resource collection that supports deletecollection."""
     paths: list[str] = []
+    seen: set[tuple[str, str]] = set()
 
-    def add(prefix: str) -> None:
+    def add(prefix: str, group: str) -> None:
         for res in raw_request(api, "GET", prefix).get("resources", []):
             if (
                 res.get("namespaced")
                 and "/" not in res["name"]
                 and {"deletecollection", "list"} <= set(res.get("verbs", []))
+                and (group, res["name"]) not in seen
             ):
+                seen.add((group, res["name"]))
                 paths.append(f"{prefix}/namespaces/{namespace}/{res['name']}")
 
-    add("/api/v1")
+    add("/api/v1", "")
     for group in raw_request(api, "GET", "/apis").get("groups", []):
-        add(f"/apis/{group['preferredVersion']['groupVersion']}")
+        # The preferred version first; then the others, for resources only they serve (a
+        # group's kinds may each live in a different version, as dapr.io's do).
+        preferred = group["preferredVersion"]["groupVersion"]
+        add(f"/apis/{preferred}", group["name"])
+        for version in group.get("versions", []):
+            if version["groupVersion"] != preferred:
+                add(f"/apis/{version['groupVersion']}", group["name"])
     return paths
 
 

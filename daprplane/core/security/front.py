@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import socket
+from asyncio import sslproto
 from typing import Any
 
 from daprplane.core.security import _relay, authz, tls
@@ -26,6 +27,17 @@ from daprplane.core.security.rotation import SvidSource
 from daprplane.core.security.svid import SvidError, verify_leaf
 
 log = logging.getLogger("dapr.runtime.security")
+
+#: asyncio's TLS transport gives each connection a zero-filled read buffer of
+#: ``SSLProtocol.max_size`` bytes (256 KiB in CPython 3.11 to 3.13), resident for the connection's
+#: life. A front holds one connection per sidecar, mostly idle, so that buffer was most of the
+#: memory a sidecar cost; 64 KiB still takes four full TLS records per read.
+TLS_READ_BUFFER = 64 * 1024
+
+
+def _shrink_tls_read_buffers() -> None:
+    if sslproto.SSLProtocol.max_size > TLS_READ_BUFFER:
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 class MtlsFront:
@@ -40,6 +52,7 @@ class MtlsFront:
         authorize: Authorizer | None = None,
         handshake_timeout: float = 10.0,
     ) -> None:
+        _shrink_tls_read_buffers()
         self._svid = svid
         self._anchors = anchors
         self._authorize = authorize

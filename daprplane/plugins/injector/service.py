@@ -42,7 +42,7 @@ from daprplane.plugins.injector.authz import (
 )
 from daprplane.plugins.injector.cabundle import CaBundleError, CaBundleSync
 from daprplane.plugins.injector.config import ConfigError, InjectorConfig
-from daprplane.plugins.injector.identity import IdentitySettings, open_anchors, start_identity
+from daprplane.plugins.injector.identity import open_anchors, start_identity
 from daprplane.plugins.injector.metrics import InjectorMetrics
 from daprplane.plugins.injector.webhook import MutateHandler, application
 
@@ -212,12 +212,9 @@ class InjectorService:
             self._keep_anchors_pem(self.anchors.current)
             stack.callback(self.anchors.subscribe(self._keep_anchors_pem))
             identity = await start_identity(
-                IdentitySettings(
-                    trust_anchors_file=self.config.trust_anchors_file,
-                    sentry_address=self.config.sentry_address,
-                    namespace=namespace,
-                    trust_domain=self.config.control_plane_trust_domain,
-                ),
+                self.config.sentry_address,
+                namespace,
+                self.config.control_plane_trust_domain,
                 self.anchors,
                 stack,
                 self.provider_target,

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from daprplane.core.component import ComponentContext, ComponentSpec
+from daprplane.core.component import ComponentSpec
 from daprplane.core.markers import hookimpl
-from daprplane.core.runtime import FatalError
 from daprplane.plugins.operator.flags import FLAGS
-
-
-async def run(context: ComponentContext) -> None:
-    # The launcher, flags and extra are in place; the service itself is not part of this release.
-    raise FatalError("the operator service is not implemented in this release of daprplane")
 
 
 @hookimpl
@@ -19,7 +13,7 @@ def daprplane_register_components() -> list[ComponentSpec]:
         ComponentSpec(
             name="operator",
             summary="Dapr operator: serves Dapr CRDs to sidecars, manages <app-id>-dapr Services",
-            run=run,
+            run="daprplane.plugins.operator.service:run",
             flags=FLAGS,
             extra="operator",
             requires=("grpc", "google.protobuf", "cryptography", "kubernetes"),

@@ -1,68 +1,27 @@
-"""Who leads among the placement peers: the seam between the service and an election engine.
+"""Who leads among the placement peers: the engines placement chooses from.
 
 Only the leader serves streams; no placement state is replicated, so an election engine only
-has to say whether this node leads now and to tell when that changes. A node that loses
-leadership closes its streams with Unavailable (sidecars then try the other peers) and waits to
-lead again, instead of exiting as Dapr does.
+has to say whether this node leads now and to tell when that changes (the
+:class:`~daprplane.core.kube.leadership.Leadership` seam shared with the other components). A
+node that loses leadership closes its streams with Unavailable (sidecars then try the other
+peers) and waits to lead again, instead of exiting as Dapr does.
+
+:class:`SingleNode` serves a single peer, the core Lease election several peers in kubernetes
+mode (:mod:`daprplane.plugins.placement.lease`) and :class:`RaftLeadership` several peers in
+standalone mode.
 """
 
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import Any
 
 from daprplane.core.background import cancel_and_wait
+from daprplane.core.kube.leadership import Leadership, SingleNode
+
+__all__ = ["LEADER_LEASE", "Leadership", "RaftLeadership", "SingleNode"]
 
 LEADER_LEASE = 2.0
-
-
-class Leadership(ABC):
-    def __init__(self) -> None:
-        self._leading = asyncio.Event()
-        self._following = asyncio.Event()
-        self._following.set()
-        self._lost_callbacks: list[Callable[[], None]] = []
-
-    @property
-    def is_leader(self) -> bool:
-        return self._leading.is_set()
-
-    async def wait_for_leadership(self) -> None:
-        await self._leading.wait()
-
-    async def wait_for_loss(self) -> None:
-        await self._following.wait()
-
-    def on_lost(self, callback: Callable[[], None]) -> None:
-        self._lost_callbacks.append(callback)
-
-    def _gained(self) -> None:
-        self._following.clear()
-        self._leading.set()
-
-    def _lost(self) -> None:
-        if not self._leading.is_set():
-            return
-        self._leading.clear()
-        self._following.set()
-        for callback in self._lost_callbacks:
-            callback()
-
-    @abstractmethod
-    async def start(self) -> None:
-        """Join the election; returns once the engine runs (leader or not)."""
-
-    async def aclose(self) -> None:  # noqa: B027 - most engines have nothing to release
-        """Leave the election."""
-
-
-class SingleNode(Leadership):
-    """The only peer in ``--initial-cluster`` leads at once."""
-
-    async def start(self) -> None:
-        self._gained()
 
 
 class RaftLeadership(Leadership):

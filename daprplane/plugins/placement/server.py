@@ -20,10 +20,10 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from daprplane._proto.placement.v1 import placement_pb2
+from daprplane.core.kube.leadership import Leadership
 from daprplane.core.security import authz
 from daprplane.core.security.spiffe import SpiffeId
 from daprplane.plugins.placement.authorizer import AuthorizationError, authorize
-from daprplane.plugins.placement.leadership import Leadership
 from daprplane.plugins.placement.namespaces import Namespaces
 from daprplane.plugins.placement.streams import Status
 from daprplane.plugins.placement.tables import Order

@@ -12,10 +12,11 @@ import grpc
 import daprplane
 from daprplane._proto.placement.v1 import placement_pb2
 from daprplane.core.component import ComponentContext
+from daprplane.core.kube.leadership import Leadership, SingleNode
 from daprplane.core.runtime import FatalError
 from daprplane.plugins.placement import state_http
 from daprplane.plugins.placement.disseminator import Disseminator, Settings
-from daprplane.plugins.placement.leadership import Leadership, RaftLeadership, SingleNode
+from daprplane.plugins.placement.leadership import RaftLeadership
 from daprplane.plugins.placement.metrics import PlacementMetrics
 from daprplane.plugins.placement.namespaces import NamespaceLoop, Namespaces
 from daprplane.plugins.placement.options import OptionsError, PlacementOptions
@@ -34,7 +35,8 @@ def _leadership(options: PlacementOptions, log: logging.Logger | None = None) ->
     if options.mode == "kubernetes":
         # Several peers elect on a Lease: the API server authenticates every peer, so this works
         # with --tls-enabled too (Helm's HA install).
-        from daprplane.plugins.placement.lease import LeaseConfigError, LeaseLeadership
+        from daprplane.core.kube.lease import LeaseConfigError
+        from daprplane.plugins.placement.lease import LeaseLeadership
 
         try:
             return LeaseLeadership.from_environ(options.node_id, options.namespace, log=log)

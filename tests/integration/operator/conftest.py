@@ -1,0 +1,358 @@
+"""A running operator against the real API server, with its identity from a real sentry.
+
+The operator runs as a user bound to Dapr's operator RBAC (the ClusterRole and the namespaced
+Role of Dapr's chart, plus Event creation in app namespaces), so the tests also show it needs
+no more than that. Sidecars are simulated with the identity library: a workload SVID from the
+same sentry (``spiffe://public/ns/<namespace>/<app-id>``) and a channel that accepts only the
+operator's own SPIFFE ID, as daprd pins it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import subprocess
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.launchers import free_port, script, wait_for_status
+from tests.integration.operator.crds import install_crds
+from tests.integration.sentry.conftest import SentryProcess, run_sentry
+from tests.k8s.cluster import KubeCluster, raw_request
+
+TRUST_DOMAIN = "cluster.local"
+OPERATOR_USER = "daprplane-operator"
+SENTRY_CONFIG = """\
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: daprsystem
+spec:
+  mtls:
+    workloadCertTTL: 1h
+    allowedClockSkew: 1m
+"""
+
+DAPR_RESOURCES = [
+    "components",
+    "configurations",
+    "subscriptions",
+    "resiliencies",
+    "httpendpoints",
+    "mcpservers",
+    "workflowaccesspolicies",
+]
+OPERATOR_CLUSTER_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {"name": "daprplane-test-operator"},
+    "rules": [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "patch"],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "statefulsets"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments/finalizers", "statefulsets/finalizers"],
+            "verbs": ["get", "list", "watch", "update"],
+        },
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete", "watch"]},
+        {
+            "apiGroups": [""],
+            "resources": ["services", "services/finalizers"],
+            "verbs": ["get", "list", "watch", "update", "create"],
+        },
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["delete"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["dapr.io"], "resources": DAPR_RESOURCES, "verbs": ["get", "list", "watch"]},
+        # Not in Dapr's chart: the Warning Event on a workload with an invalid app ID.
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ],
+}
+
+
+def operator_role(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "dapr-operator", "namespace": namespace},
+        "rules": [
+            {
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "verbs": ["get", "list", "watch", "update", "create"],
+                "resourceNames": ["operator.dapr.io", "webhooks.dapr.io"],
+            },
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["configmaps", "events"], "verbs": ["create"]},
+        ],
+    }
+
+
+def apply(api: Any, path: str, body: dict[str, Any]) -> None:
+    from kubernetes import client
+
+    try:
+        raw_request(api, "POST", path, body=body)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def grant_operator_rbac(cluster: KubeCluster, api: Any, namespace: str) -> Path:
+    """A kubeconfig for a user with exactly the operator's permissions."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    apply(api, f"{rbac}/clusterroles", OPERATOR_CLUSTER_ROLE)
+    subject = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OPERATOR_USER}
+    apply(
+        api,
+        f"{rbac}/clusterrolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "daprplane-test-operator"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "daprplane-test-operator",
+            },
+            "subjects": [subject],
+        },
+    )
+    apply(api, f"{rbac}/namespaces/{namespace}/roles", operator_role(namespace))
+    apply(
+        api,
+        f"{rbac}/namespaces/{namespace}/rolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "dapr-operator", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "dapr-operator",
+            },
+            "subjects": [subject],
+        },
+    )
+    return cluster.user_kubeconfig(OPERATOR_USER)
+
+
+def system_configuration(namespace: str, sentry: SentryProcess) -> dict[str, Any]:
+    return {
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Configuration",
+        "metadata": {"name": "daprsystem", "namespace": namespace},
+        "spec": {
+            "mtls": {
+                "enabled": True,
+                "controlPlaneTrustDomain": TRUST_DOMAIN,
+                "sentryAddress": sentry.address,
+            }
+        },
+    }
+
+
+@dataclass
+class ControlPlane:
+    cluster: KubeCluster
+    namespace: str
+    sentry: SentryProcess
+    kubeconfig: Path
+    directory: Path
+
+    @property
+    def anchors_file(self) -> Path:
+        path = self.directory / "ca.crt"
+        if not path.exists():
+            path.write_bytes(self.sentry.trust_anchors)
+        return path
+
+    @property
+    def operator_id(self) -> str:
+        return f"spiffe://{TRUST_DOMAIN}/ns/{self.namespace}/dapr-operator"
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen[str]
+    port: int
+    healthz_port: int
+    metrics_port: int
+    webhook_port: int
+    log: Path
+    control_plane: ControlPlane
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def metrics(self) -> dict[str, float]:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line.startswith(("dapr_operator_", "daprplane_operator_")):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        return samples
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def run_operator(
+    control_plane: ControlPlane,
+    *args: str,
+    env: dict[str, str] | None = None,
+    name: str = "operator",
+    wait_healthy: bool = True,
+) -> Iterator[Operator]:
+    """Start ``daprplane-operator`` with an empty environment but for ``env`` (NAMESPACE and
+    the uid opt-out by default) on free loopback ports; its output goes to a log file."""
+    port, healthz, metrics, webhook = free_port(), free_port(), free_port(), free_port()
+    log = control_plane.directory / f"{name}-{secrets.token_hex(3)}.log"
+    environment = {
+        "NAMESPACE": control_plane.namespace,
+        "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
+        **(env or {}),
+    }
+    argv = [
+        script("daprplane-operator"),
+        f"--port={port}",
+        "--listen-address=127.0.0.1",
+        f"--healthz-port={healthz}",
+        "--healthz-listen-address=127.0.0.1",
+        f"--metrics-port={metrics}",
+        "--metrics-listen-address=127.0.0.1",
+        f"--webhook-server-port={webhook}",
+        "--webhook-server-listen-address=127.0.0.1",
+        f"--kubeconfig={control_plane.kubeconfig}",
+        f"--trust-anchors-file={control_plane.anchors_file}",
+        *args,
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            argv, env=environment, stdout=output, stderr=subprocess.STDOUT, text=True, cwd="/"
+        )
+    operator = Operator(process, port, healthz, metrics, webhook, log, control_plane)
+    try:
+        if wait_healthy:
+            try:
+                wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=60)
+            except AssertionError:
+                process.kill()
+                process.wait(timeout=10)
+                raise AssertionError(f"operator not healthy:\n{log.read_text()}") from None
+        yield operator
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def control_plane_in(
+    cluster: KubeCluster, directory: Path, *, webhook_port: int | None = None
+) -> Iterator[ControlPlane]:
+    namespace = cluster.create_namespace(f"dapr-cp-{secrets.token_hex(3)}")
+    try:
+        with cluster.api_client() as api:
+            install_crds(api)
+            kubeconfig = grant_operator_rbac(cluster, api, namespace)
+            with run_sentry(
+                directory / "sentry",
+                f"--trust-domain={TRUST_DOMAIN}",
+                env={"NAMESPACE": namespace},
+                config=SENTRY_CONFIG,
+            ) as sentry:
+                apply(
+                    api,
+                    f"/apis/dapr.io/v1alpha1/namespaces/{namespace}/configurations",
+                    system_configuration(namespace, sentry),
+                )
+                yield ControlPlane(cluster, namespace, sentry, kubeconfig, directory)
+    finally:
+        cluster.delete_namespace(namespace)
+
+
+@pytest.fixture(scope="module")
+def control_plane(
+    kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    with control_plane_in(kube_cluster, tmp_path_factory.mktemp("control-plane")) as plane:
+        yield plane
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane: ControlPlane) -> Iterator[Operator]:
+    # ENABLE_WEBHOOKS=false: the module-wide operator leaves the shared Subscription CRD alone;
+    # the conversion tests run an operator of their own.
+    with run_operator(control_plane, env={"ENABLE_WEBHOOKS": "false"}) as process:
+        yield process
+
+
+class Sidecar:
+    """A sidecar's view of the operator: an mTLS channel with a workload identity."""
+
+    def __init__(self, operator: Operator, app_id: str, namespace: str) -> None:
+        self.operator = operator
+        self.app_id = app_id
+        self.namespace = namespace
+        self.channel: Any = None
+
+    @contextlib.asynccontextmanager
+    async def stub(self) -> AsyncIterator[Any]:
+        from daprplane._proto.operator.v1 import operator_pb2_grpc
+        from daprplane.core.security.anchors import StaticTrustAnchors
+        from daprplane.core.security.authz import allow_ids
+        from daprplane.core.security.dialer import SpiffeChannel
+        from daprplane.core.security.rotation import SvidSource
+        from daprplane.core.security.sentry_client import SentryClient
+
+        plane = self.operator.control_plane
+        anchors = StaticTrustAnchors.from_pem(plane.sentry.trust_anchors)
+        sentry = SentryClient(
+            address=plane.sentry.address,
+            anchors=anchors,
+            app_id=self.app_id,
+            namespace=self.namespace,
+            control_plane_trust_domain=TRUST_DOMAIN,
+            control_plane_namespace=plane.namespace,
+            environ={},
+        )
+        async with SvidSource(sentry.sign) as svid:
+            await svid.wait_ready()
+            channel = SpiffeChannel(
+                self.operator.address,
+                anchors=anchors,
+                authorize=allow_ids(plane.operator_id),
+                svid=svid,
+            )
+            async with channel as grpc_channel:
+                self.channel = grpc_channel
+                yield operator_pb2_grpc.OperatorStub(grpc_channel)  # type: ignore[no-untyped-call]
+
+
+def dapr_path(namespace: str, plural: str, name: str = "", version: str = "v1alpha1") -> str:
+    path = f"/apis/dapr.io/{version}/namespaces/{namespace}/{plural}"
+    return f"{path}/{name}" if name else path
