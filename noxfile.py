@@ -29,8 +29,10 @@ def tests(session: nox.Session) -> None:
     """Build the package with its Rust extension, the test cluster binaries, and run everything."""
     _install_package(session)
     session.install(*TEST_DEPS, GRPCIO_TOOLS)
-    if Path(ROOT, "tests/k8s/assets.py").exists():
-        session.run("python", "-m", "tests.k8s.assets")
+    # Go-built binaries, cached outside the repository after the first run (minutes cold): the
+    # test cluster's kube-apiserver and etcd, and Dapr's own binaries for side-by-side tests.
+    session.run("python", "-m", "tests.k8s.assets")
+    session.run("python", "-m", "tests.dapr.binaries")
     session.run(
         "pytest",
         *session.posargs,

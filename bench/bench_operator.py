@@ -206,6 +206,12 @@ class Operator:
     process: Process
     address: str
 
+    def cpu_seconds(self) -> float:
+        """utime + stime of the process (all threads)."""
+        with open(f"/proc/{self.process.popen.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self) -> int:
         with open(f"/proc/{self.process.popen.pid}/status") as status:
             for line in status:
@@ -249,6 +255,7 @@ class RoundResult:
     last_stream: list[float] = field(default_factory=list)
     per_stream: list[float] = field(default_factory=list)
     kib_per_stream: float = 0.0
+    cpu_per_change: float = 0.0
     missing: int = 0
 
 
@@ -299,6 +306,7 @@ def run_round(env: Cluster, operator: Operator, args: argparse.Namespace) -> Rou
         # Streams are open on the server once they deliver: a first change proves it.
         change(f"warmup-{secrets.token_hex(2)}", 60)
         result.kib_per_stream = (operator.rss_kib() - before) / args.streams
+        cpu_before = operator.cpu_seconds()
         for _ in range(args.changes):
             started, times = change(secrets.token_hex(4), 30)
             arrived = [t - started for t in times if t is not None]
@@ -307,6 +315,8 @@ def run_round(env: Cluster, operator: Operator, args: argparse.Namespace) -> Rou
                 result.last_stream.append(max(arrived))
                 result.per_stream.extend(arrived)
             time.sleep(args.pause)
+        # Idle time between changes costs (almost) no CPU: this is the fan-out's own cost.
+        result.cpu_per_change = (operator.cpu_seconds() - cpu_before) / args.changes
     finally:
         for pipe in pipes:
             with contextlib.suppress(OSError):
@@ -334,6 +344,7 @@ def summarize(results: list[RoundResult]) -> dict[str, float]:
         "each_p50": percentile(each, 0.5),
         "each_p99": percentile(each, 0.99),
         "kib": statistics.median(r.kib_per_stream for r in results),
+        "cpu": statistics.median(r.cpu_per_change for r in results),
         "missing": sum(r.missing for r in results),
     }
 
@@ -344,6 +355,7 @@ def markdown_table(ours: dict[str, float], dapr: dict[str, float] | None, args: 
         ("change → last stream, p99", "last_p99", _ms),
         ("change → a stream, p50", "each_p50", _ms),
         ("change → a stream, p99", "each_p99", _ms),
+        ("operator CPU per change", "cpu", _ms),
         ("memory per stream", "kib", lambda v: f"{v:.1f} KiB"),
         ("events not delivered", "missing", lambda v: f"{v:.0f}"),
     ]

@@ -1,0 +1,1 @@
+"""Dapr's own binaries (daprd and the control plane), built for benchmarks and interop tests."""
