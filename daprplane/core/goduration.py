@@ -19,8 +19,8 @@ _UNIT_NANOS = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
-_NUMBER = re.compile(r"(\d*)(?:\.(\d*))?")
-_UNIT = re.compile(r"[^\d.]*")
+_NUMBER = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
+_UNIT = re.compile(r"[^0-9.]*")
 _MAX_NANOS = (1 << 63) - 1
 
 

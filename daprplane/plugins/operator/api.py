@@ -102,10 +102,13 @@ class OperatorApi:
         served: Mapping[str, ServedKind],
         pods: KindCache,
         lookup: SecretLookup,
+        open_streams: Any = None,
     ) -> None:
         self.served = served
         self.pods = pods
         self.lookup = lookup
+        #: A Prometheus gauge labelled by kind, or None.
+        self.open_streams = open_streams
 
     # -- payloads --------------------------------------------------------------------------------
 
@@ -236,11 +239,14 @@ class OperatorApi:
         watcher = Watcher(request.namespace, identity.app_id, accept)
         served.hub.subscribe(watcher)
         log.debug("Sidecar %s connected for %s updates", identity, served.kind.kind)
+        gauge = self.open_streams.labels(served.kind.kind) if self.open_streams else None
+        if gauge is not None:
+            gauge.inc()
         try:
             while (item := await watcher.next()) is not None:
                 event_type, payload = item
                 try:
-                    message = await payload.event(event_type, frame)
+                    message = payload.framed(event_type) or await payload.event(event_type, frame)
                 except SecretError as error:
                     log.error("%s stream of %s ended: %s", served.kind.kind, identity, error)
                     return
@@ -252,6 +258,8 @@ class OperatorApi:
                 )  # fmt: skip
         finally:
             served.hub.unsubscribe(watcher)
+            if gauge is not None:
+                gauge.dec()
 
     async def component_update(self, request: Any, context: Any) -> None:
         await self._stream(

@@ -104,7 +104,7 @@ class OperatorService:
         watch = self.options.watch_namespace
         pods = KindCache(api, kinds.PODS, watch_namespace=watch, transform=dapr_pod_metadata())
         served: dict[str, ServedKind] = {}
-        operator_api = OperatorApi(served, pods, lookup)
+        operator_api = OperatorApi(served, pods, lookup, self.metrics.streams)
         for kind in kinds.DAPR_KINDS:
             cache = KindCache(api, kind, watch_namespace=watch)
             resolve = RESOLVERS.get(kind.plural)

@@ -17,6 +17,7 @@ as it does after any stream error.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -60,14 +61,24 @@ class SharedPayload:
     async def get(self) -> bytes:
         if self._result is None:
             self._result = asyncio.ensure_future(self._encode(self._obj))
+        if self._result.done():
+            return self._result.result()
+        # Shielded: one stream ending must not cancel the encoding the others wait for.
         return await asyncio.shield(self._result)
 
+    def framed(self, event_type: int) -> bytes | None:
+        """The stream message for ``event_type`` if a stream has already made it."""
+        return self._events.get(event_type)
+
     async def event(self, event_type: int, frame: Callable[[bytes, int], bytes]) -> bytes:
-        """The serialized stream message for ``event_type``, also made once for every stream
-        (serializing a protobuf per stream was most of a fan-out's cost)."""
+        """The serialized stream message for ``event_type``, made once for every stream."""
         framed = self._events.get(event_type)
         if framed is None:
-            framed = self._events[event_type] = frame(await self.get(), event_type)
+            data = await self.get()
+            # Streams woken by the same event all waited above: only the first one frames it.
+            framed = self._events.get(event_type)
+            if framed is None:
+                framed = self._events[event_type] = frame(data, event_type)
         return framed
 
 
@@ -83,24 +94,39 @@ class Watcher:
         self.namespace = namespace
         self.app_id = app_id
         self.accept = accept
-        self.queue: asyncio.Queue[tuple[int, SharedPayload] | None] = asyncio.Queue()
+        # A deque and one waiter rather than an asyncio.Queue: a fan-out touches every stream,
+        # and this is the cheapest wake-up asyncio has.
+        self._pending: collections.deque[tuple[int, SharedPayload] | None] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
+
+    def _put(self, item: tuple[int, SharedPayload] | None) -> None:
+        self._pending.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def deliver(self, event_type: int, payload: SharedPayload) -> None:
         if self.overflowed:
             return
-        if self.queue.qsize() >= MAX_PENDING:
+        if len(self._pending) >= MAX_PENDING:
             self.overflowed = True
             self.close()
             return
-        self.queue.put_nowait((event_type, payload))
+        self._put((event_type, payload))
 
     def close(self) -> None:
-        self.queue.put_nowait(None)
+        self._put(None)
 
     async def next(self) -> tuple[int, SharedPayload] | None:
         """The next event, or None when the stream must end."""
-        return await self.queue.get()
+        while not self._pending:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._pending.popleft()
 
 
 class EventHub:

@@ -68,7 +68,12 @@ OPERATOR_CLUSTER_ROLE = {
             "resources": ["deployments/finalizers", "statefulsets/finalizers"],
             "verbs": ["get", "list", "watch", "update"],
         },
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete", "watch"]},
+        # patch: the chart adds it with watchdogCanPatchPodLabels, which one test uses.
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "verbs": ["get", "list", "delete", "watch", "patch"],
+        },
         {
             "apiGroups": [""],
             "resources": ["services", "services/finalizers"],

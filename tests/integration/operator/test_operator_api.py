@@ -157,6 +157,7 @@ async def test_component_stream_follows_changes_and_scopes(
         kind, obj = await reader
         assert kind == CREATED
         assert obj["metadata"]["name"] == "cache"
+        assert operator.metrics()['daprplane_operator_update_streams{kind="Component"}'] >= 1
         assert "kind" not in obj and "apiVersion" not in obj
 
         live = raw_request(kube_api, "GET", path)
@@ -185,6 +186,10 @@ async def test_component_stream_follows_changes_and_scopes(
         kind, obj = await next_event(stream, "component")
         assert (kind, obj["metadata"]["name"]) == (DELETED, "cache")
         stream.cancel()
+    # daprplane-sample observes the operator's changes through its hook.
+    log = operator.output()
+    for event in ("created", "updated", "deleted"):
+        assert f"sample saw Component {event} cache" in log
 
 
 async def test_configuration_get_and_assigned_stream(

@@ -1,4 +1,4 @@
-"""Adds a ``sample`` component and takes part in the injector's hooks.
+"""Adds a ``sample`` component, takes part in the injector's hooks and observes the operator.
 
 The ``sample`` component is a real, if small, service: it registers a healthz target, serves
 ``GET /sample`` on the healthz port with the ``--greeting`` flag's value, and stops on SIGTERM.
@@ -7,6 +7,7 @@ The ``sample`` component is a real, if small, service: it registers a healthz ta
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,3 +83,12 @@ def daprplane_injector_edit_sidecar(
     greeting = annotations.get(ANNOTATION)
     if greeting:
         sidecar.setdefault("env", []).append({"name": "SAMPLE_GREETING", "value": greeting})
+
+
+@daprplane.hookimpl
+def daprplane_operator_resource_changed(
+    kind: str, event: str, resource: Mapping[str, Any]
+) -> None:
+    # An audit trail in one line per change.
+    name = (resource.get("metadata") or {}).get("name")
+    logging.getLogger("dapr.sample").info("sample saw %s %s %s", kind, event.lower(), name)
