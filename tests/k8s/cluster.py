@@ -70,14 +70,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Loaded here, not in the forked child: dlopen between fork and exec can crash or hang a child of
+# a process with other threads (a test holding gRPC channels restarts the API server).
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """preexec_fn: the child gets SIGKILL when the process that started it dies.
 
     PR_SET_PDEATHSIG fires when the *thread* that forked exits, so start
     clusters from a long-lived thread (pytest's main thread is).
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -129,14 +133,18 @@ class _Process:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         parent = os.getpid()
+        setpriv = shutil.which("setpriv")
+        # util-linux's setpriv sets the parent-death signal and execs, with no Python code
+        # between fork and exec: that is not safe in a process with other threads (gRPC's),
+        # where a preexec_fn child can crash.
         self.popen = subprocess.Popen(
-            args,
+            [setpriv, "--pdeathsig", "KILL", "--", *args] if setpriv else args,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=_child_env(),
             start_new_session=True,  # Ctrl-C goes to us; we stop children in order
-            preexec_fn=lambda: _die_with_parent(parent),
+            preexec_fn=None if setpriv else lambda: _die_with_parent(parent),
         )
 
     def check_alive(self) -> None:

@@ -374,3 +374,32 @@ async def test_plain_tls_without_client_certificate_is_refused(operator: Operato
         if not data:
             raise ConnectionError("closed")
     writer.close()
+
+
+async def test_foreign_identity_is_refused(operator: Operator, kube_namespace: str) -> None:
+    """A well-formed SVID for the right namespace, but from another CA: the handshake fails."""
+    from daprplane._proto.operator.v1 import operator_pb2_grpc
+    from daprplane.core.security.anchors import StaticTrustAnchors
+    from daprplane.core.security.authz import allow_ids
+    from daprplane.core.security.dialer import SpiffeChannel
+    from daprplane.core.security.rotation import SvidSource
+    from tests.unit.security.ca_factory import CertificateAuthority
+
+    foreign = CertificateAuthority("someone-else")
+    svid = foreign.svid(f"spiffe://public/ns/{kube_namespace}/app")
+    plane = operator.control_plane
+    async with SvidSource(lambda: svid) as source:
+        channel = SpiffeChannel(
+            operator.address,
+            anchors=StaticTrustAnchors.from_pem(plane.sentry.trust_anchors),
+            authorize=allow_ids(plane.operator_id),
+            svid=source,
+        )
+        async with channel as grpc_channel:
+            stub = operator_pb2_grpc.OperatorStub(grpc_channel)  # type: ignore[no-untyped-call]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.ListComponents(
+                    pb.ListComponentsRequest(namespace=kube_namespace), timeout=10
+                )
+    assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert "Rejected TLS connection" in operator.output()

@@ -136,6 +136,21 @@ async def test_stream_survives_api_server_restart_and_compaction(
             events = await asyncio.wait_for(reads, 90)
             assert sorted(events) == [(pb.CREATED, "after"), (pb.DELETED, "before")]
             stream.cancel()
+
+            # The control plane's Configuration disappearing is not fatal once started.
+            system = f"/apis/dapr.io/v1alpha1/namespaces/{restart_plane.namespace}"
+            raw_request(kube_api, "DELETE", f"{system}/configurations/daprsystem")
+            create(kube_api, kube_namespace, "components", component("later"))
+            names: list[str] = []
+            for _ in range(100):
+                response = await stub.ListComponents(
+                    pb.ListComponentsRequest(namespace=kube_namespace)
+                )
+                names = [json.loads(item)["metadata"]["name"] for item in response.components]
+                if "later" in names:
+                    break
+                await asyncio.sleep(0.1)
+            assert names == ["after", "later"]
         assert operator.stop() == 0
 
 
