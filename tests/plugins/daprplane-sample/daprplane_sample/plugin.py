@@ -86,9 +86,7 @@ def daprplane_injector_edit_sidecar(
 
 
 @daprplane.hookimpl
-def daprplane_operator_resource_changed(
-    kind: str, event: str, resource: Mapping[str, Any]
-) -> None:
+def daprplane_operator_resource_changed(kind: str, event: str, resource: Mapping[str, Any]) -> None:
     # An audit trail in one line per change.
     name = (resource.get("metadata") or {}).get("name")
     logging.getLogger("dapr.sample").info("sample saw %s %s %s", kind, event.lower(), name)
