@@ -71,6 +71,86 @@ async def splice(
         await asyncio.gather(forward, backward, return_exceptions=True)
 
 
+class _Forwarder(asyncio.Protocol):
+    """Writes what its transport receives to ``peer``, and stops reading ``peer`` while its own
+    transport cannot take more (back-pressure both ways, with no task or buffer in between)."""
+
+    def __init__(self, closed: asyncio.Future[None]) -> None:
+        self.peer: asyncio.Transport | None = None
+        self._closed = closed
+        self._early: list[bytes] = []
+
+    def attach(self, peer: asyncio.Transport) -> None:
+        self.peer = peer
+        for data in self._early:
+            peer.write(data)
+        self._early.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            self._early.append(data)
+        else:
+            self.peer.write(data)
+
+    def eof_received(self) -> bool:
+        self._finish()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+
+    def pause_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.resume_reading()
+
+    def _finish(self) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+
+async def splice_transport(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, backend: socket.socket
+) -> None:
+    """Relay between the (TLS) connection of ``reader``/``writer`` and the connected Unix socket
+    ``backend`` until either side ends, then close both.
+
+    Unlike :func:`splice`, bytes go from one transport's callback straight into the other's
+    write: no stream buffers and no task switch per chunk. A front relays every message of every
+    sidecar, so this is most of its cost per message. The stream objects are given up: their
+    transport gets a new protocol, and what their reader had already buffered is sent first.
+    """
+    loop = asyncio.get_running_loop()
+    closed: asyncio.Future[None] = loop.create_future()
+    front = writer.transport
+    from_front = _Forwarder(closed)
+    # No await between these two lines: nothing the peer sends can fall between the reader's
+    # buffer and the new protocol. (StreamReader has no public way to take its buffer.)
+    front.set_protocol(from_front)
+    buffered = bytes(getattr(reader, "_buffer", b""))
+    to_front = _Forwarder(closed)
+    to_front.peer = front  # type: ignore[assignment]
+    try:
+        back, _ = await loop.create_unix_connection(lambda: to_front, sock=backend)
+    except BaseException:
+        backend.close()
+        front.close()
+        raise
+    try:
+        if buffered:
+            back.write(buffered)
+        from_front.attach(back)
+        if front.is_closing():
+            return
+        await closed
+    finally:
+        back.close()
+        front.close()
+
+
 async def shut_down(
     server: asyncio.Server | None, connections: set[asyncio.Task[Any]], directory: str | None
 ) -> None:

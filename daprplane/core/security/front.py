@@ -99,7 +99,7 @@ class MtlsFront:
                 log.error("gRPC server behind the TLS front is unreachable: %s", error)
                 _relay.close(writer)
                 return
-            await _relay.splice((reader, writer), backend)
+            await _relay.splice_transport(reader, writer, backend)
         except asyncio.CancelledError:
             # aclose() cancels open connections; see VerifiedTunnel._accept.
             _relay.close(writer)
@@ -109,7 +109,7 @@ class MtlsFront:
                 os.unlink(backend_path)
             self._connections.discard(task)
 
-    async def _dial_backend(self, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _dial_backend(self, path: str) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(path)  # names this connection's gRPC peer
@@ -118,7 +118,7 @@ class MtlsFront:
         except BaseException:
             sock.close()
             raise
-        return await asyncio.open_unix_connection(sock=sock)
+        return sock
 
     async def aclose(self) -> None:
         server, self._server = self._server, None
