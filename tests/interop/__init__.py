@@ -1,0 +1,1 @@
+"""Interop tests: Dapr's own, unmodified ``daprd`` against daprplane's control plane."""
