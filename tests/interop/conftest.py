@@ -24,6 +24,7 @@ instead of the machine's outward address, keeping sidecar-to-sidecar traffic on 
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -31,14 +32,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from tests.dapr.binaries import binary
+from tests.dapr import binaries
 from tests.integration.launchers import free_port, script
 
 TRUST_DOMAIN = "example.org"
@@ -51,6 +52,9 @@ ACTOR_APP = Path(__file__).resolve().parent / "actor_app.py"
 LOG_TAIL_LINES = 80
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
+
+# A cold build of Dapr's binaries takes about 7 minutes on 2 cores (more on a busy machine).
+_DAPRD_BUILD_ALLOWANCE = 1200.0
 
 # daprd's info line once it has applied a placement table (all three phases done).
 _DISSEMINATED = re.compile(r"Dissemination complete for version (\d+)")
@@ -156,7 +160,9 @@ _PROCESSES = pytest.StashKey[Processes]()
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     processes = item.stash.get(_PROCESSES, None)
@@ -281,8 +287,10 @@ class ControlPlane:
         return wait_until(
             ready,
             timeout=timeout,
-            what=lambda: f"placement's table to hold exactly {sorted(app_ids)} "
-            f"at a version above {newer_than} (now: {self.placement_table()})",
+            what=lambda: (
+                f"placement's table to hold exactly {sorted(app_ids)} "
+                f"at a version above {newer_than} (now: {self.placement_table()})"
+            ),
             watch=(self.sentry, self.placement),
         )
 
@@ -404,8 +412,10 @@ class ActorHost:
         wait_until(
             lambda: any(v >= version for v in self.applied_versions()),
             timeout=timeout,
-            what=lambda: f"daprd {self.app_id} to apply placement table version {version} "
-            f"(applied so far: {sorted(self.applied_versions())})",
+            what=lambda: (
+                f"daprd {self.app_id} to apply placement table version {version} "
+                f"(applied so far: {sorted(self.applied_versions())})"
+            ),
             watch=[self.daprd, self.app],
         )
 
@@ -509,9 +519,11 @@ def start_actor_host(
         wait_until(
             lambda: _daprd_ready(host),
             timeout=STARTUP_TIMEOUT,
-            what=lambda: f"daprd {app_id} to be healthy with its actor runtime connected to "
-            "placement "
-            f"(metadata now: {host.metadata()})",
+            what=lambda: (
+                f"daprd {app_id} to be healthy with its actor runtime connected to "
+                "placement "
+                f"(metadata now: {host.metadata()})"
+            ),
             watch=[daprd, app, control_plane.placement, control_plane.sentry],
         )
         return host
@@ -519,7 +531,16 @@ def start_actor_host(
     return start
 
 
+def daprd_build_allowance() -> float:
+    """Seconds to add to a test's timeout when its ``daprd_binary`` fixture will build daprd
+    (nothing prebuilt given, nothing cached yet); 0 when daprd is at hand."""
+    if os.environ.get(binaries.DAPRD_ENV) or os.environ.get(binaries.BINARIES_ENV):
+        return 0.0
+    cached = binaries.cache_root() / binaries.cache_key() / "daprd"
+    return 0.0 if os.access(cached, os.X_OK) else _DAPRD_BUILD_ALLOWANCE
+
+
 @pytest.fixture(scope="session")
 def daprd_binary() -> Path:
-    # Built once per machine (minutes cold) and cached; CI builds it before the tests run.
-    return binary("daprd")
+    # Built once per machine and cached; CI builds it before the tests run.
+    return binaries.binary("daprd")

@@ -36,9 +36,14 @@ from tests.interop.conftest import (
     PlacementTable,
     Processes,
     StartActorHost,
+    daprd_build_allowance,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.interop, pytest.mark.timeout(240)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.interop,
+    pytest.mark.timeout(240 + daprd_build_allowance()),
+]
 
 APP_IDS = ("app-a", "app-b", "app-c")
 ACTOR_IDS = [f"counter-{number}" for number in range(100)]
@@ -109,9 +114,7 @@ def expected_owners(
         )
         for entity in entry.entities:
             tables.entries[entity].load_map[entry.name].CopyFrom(entry)
-    actor_tables = build_tables(
-        tables, table.version, ring_impl=ring_module_for(implementation)
-    )
+    actor_tables = build_tables(tables, table.version, ring_impl=ring_module_for(implementation))
     owners = {}
     for actor_id in actor_ids:
         placement = actor_tables.locate(ACTOR_TYPE, actor_id)
@@ -151,9 +154,9 @@ async def test_daprd_hosts_actors_through_daprplane(
     # Placement's table: every daprd, by the address it announced, with the type its app hosts.
     table = control_plane.wait_for_table(set(APP_IDS))
     assert table.host_names() == {host.placement_host_name for host in hosts}, table
-    for host in table.hosts:
-        assert host.get("entities") == [ACTOR_TYPE], host
-        assert host.get("namespace") == APP_NAMESPACE, host
+    for announced in table.hosts:
+        assert announced.get("entities") == [ACTOR_TYPE], announced
+        assert announced.get("namespace") == APP_NAMESPACE, announced
     for host in hosts:
         host.wait_applied(table.version)
     assert control_plane.placement_table() == table, "the table changed while nothing joined"

@@ -12,6 +12,7 @@ INTERNAL status instead of an error from inside gRPC's Python layer.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,78 @@ class ServedKind:
     cache: KindCache
     hub: EventHub
     resolve: Resolver | None = None
+
+
+@dataclass(frozen=True)
+class ListRpc:
+    request: type[Message]
+    plural: str
+    response: type[Message]
+    #: The response's repeated field.
+    field: str
+
+
+@dataclass(frozen=True)
+class StreamRpc:
+    request: type[Message]
+    plural: str
+    event: type[Message]
+    #: The event's payload field.
+    field: str
+    #: Only the configuration the caller's pod names (ConfigurationUpdate).
+    assigned: bool = False
+
+
+UNSCOPED_LISTS = {
+    "ListSubscriptionsV2": ListRpc(
+        pb.ListSubscriptionsRequest, "subscriptions", pb.ListSubscriptionsResponse, "subscriptions"
+    ),
+    "ListResiliency": ListRpc(
+        pb.ListResiliencyRequest, "resiliencies", pb.ListResiliencyResponse, "resiliencies"
+    ),
+    "ListHTTPEndpoints": ListRpc(
+        pb.ListHTTPEndpointsRequest, "httpendpoints", pb.ListHTTPEndpointsResponse, "http_endpoints"
+    ),
+    "ListMCPServers": ListRpc(
+        pb.ListMCPServersRequest, "mcpservers", pb.ListMCPServersResponse, "mcp_servers"
+    ),
+    "ListWorkflowAccessPolicy": ListRpc(
+        pb.ListWorkflowAccessPolicyRequest,
+        "workflowaccesspolicies",
+        pb.ListWorkflowAccessPolicyResponse,
+        "policies",
+    ),
+}
+STREAMS = {
+    "ComponentUpdate": StreamRpc(
+        pb.ComponentUpdateRequest, "components", pb.ComponentUpdateEvent, "component"
+    ),
+    "ConfigurationUpdate": StreamRpc(
+        pb.ConfigurationUpdateRequest,
+        "configurations",
+        pb.ConfigurationUpdateEvent,
+        "configuration",
+        assigned=True,
+    ),
+    "SubscriptionUpdate": StreamRpc(
+        pb.SubscriptionUpdateRequest, "subscriptions", pb.SubscriptionUpdateEvent, "subscription"
+    ),
+    "ResiliencyUpdate": StreamRpc(
+        pb.ResiliencyUpdateRequest, "resiliencies", pb.ResiliencyUpdateEvent, "resiliency"
+    ),
+    "HTTPEndpointUpdate": StreamRpc(
+        pb.HTTPEndpointUpdateRequest, "httpendpoints", pb.HTTPEndpointUpdateEvent, "http_endpoints"
+    ),
+    "MCPServerUpdate": StreamRpc(
+        pb.MCPServerUpdateRequest, "mcpservers", pb.MCPServerUpdateEvent, "mcp_server"
+    ),
+    "WorkflowAccessPolicyUpdate": StreamRpc(
+        pb.WorkflowAccessPolicyUpdateRequest,
+        "workflowaccesspolicies",
+        pb.WorkflowAccessPolicyUpdateEvent,
+        "policy",
+    ),
+}
 
 
 def _decode(message_type: type[Message], data: bytes) -> Any:
@@ -182,59 +255,33 @@ class OperatorApi:
         authorize(context, "")
         return pb.ListSubscriptionsResponse()  # pragma: no cover - authorize raised
 
-    async def list_subscriptions_v2(self, request: Any, context: Any) -> Message:
-        authorize(context, request.namespace)
-        items = await self._list("subscriptions", request.namespace)
-        return pb.ListSubscriptionsResponse(subscriptions=items)
-
     async def get_resiliency(self, request: Any, context: Any) -> Message:
         authorize(context, request.namespace)
         data = await self._get("resiliencies", request.namespace, request.name)
         return pb.GetResiliencyResponse(resiliency=data)
 
-    async def list_resiliency(self, request: Any, context: Any) -> Message:
+    async def list_unscoped(self, rpc: ListRpc, request: Any, context: Any) -> Message:
+        """The Lists other than ListComponents: every object of the namespace, no scopes."""
         authorize(context, request.namespace)
-        items = await self._list("resiliencies", request.namespace)
-        return pb.ListResiliencyResponse(resiliencies=items)
-
-    async def list_http_endpoints(self, request: Any, context: Any) -> Message:
-        authorize(context, request.namespace)
-        items = await self._list("httpendpoints", request.namespace)
-        return pb.ListHTTPEndpointsResponse(http_endpoints=items)
-
-    async def list_mcp_servers(self, request: Any, context: Any) -> Message:
-        authorize(context, request.namespace)
-        items = await self._list("mcpservers", request.namespace)
-        return pb.ListMCPServersResponse(mcp_servers=items)
-
-    async def list_workflow_access_policy(self, request: Any, context: Any) -> Message:
-        authorize(context, request.namespace)
-        items = await self._list("workflowaccesspolicies", request.namespace)
-        return pb.ListWorkflowAccessPolicyResponse(policies=items)
+        items = await self._list(rpc.plural, request.namespace)
+        return rpc.response(**{rpc.field: items})
 
     # -- streams ---------------------------------------------------------------------------------
 
-    async def _stream(
-        self,
-        plural: str,
-        request: Any,
-        context: Any,
-        event: Callable[[bytes, int], Message],
-        accept: Callable[[Mapping[str, Any]], bool] | None = None,
-        *,
-        assigned: bool = False,
-    ) -> None:
+    async def stream(self, rpc: StreamRpc, request: Any, context: Any) -> None:
+        """One update stream, open until the client leaves or the operator stops."""
         identity = authorize(context, request.namespace)
-        served = self.served[plural]
+        served = self.served[rpc.plural]
 
         def frame(data: bytes, event_type: int) -> bytes:
-            return event(data, event_type).SerializeToString()
+            message = rpc.event(**{rpc.field: data, "type": event_type})
+            return bytes(message.SerializeToString())
 
-        if assigned:
+        accept: Callable[[Mapping[str, Any]], bool] | None = None
+        if rpc.assigned:
+            # Resolved once, at stream start, as Dapr does.
             name = assigned_configuration(self.pods, request.namespace, identity.app_id)
-
-            def accept(obj: Mapping[str, Any]) -> bool:
-                return bool(name) and (obj.get("metadata") or {}).get("name") == name
+            accept = functools.partial(_is_named, name)
 
         watcher = Watcher(request.namespace, identity.app_id, accept)
         served.hub.subscribe(watcher)
@@ -261,87 +308,33 @@ class OperatorApi:
             if gauge is not None:
                 gauge.dec()
 
-    async def component_update(self, request: Any, context: Any) -> None:
-        await self._stream(
-            "components", request, context,
-            lambda data, kind: pb.ComponentUpdateEvent(component=data, type=kind),  # type: ignore[arg-type]
-        )  # fmt: skip
-
-    async def configuration_update(self, request: Any, context: Any) -> None:
-        await self._stream(
-            "configurations", request, context,
-            lambda data, kind: pb.ConfigurationUpdateEvent(configuration=data, type=kind),  # type: ignore[arg-type]
-            assigned=True,
-        )  # fmt: skip
-
-    async def subscription_update(self, request: Any, context: Any) -> None:
-        await self._stream(
-            "subscriptions", request, context,
-            lambda data, kind: pb.SubscriptionUpdateEvent(subscription=data, type=kind),  # type: ignore[arg-type]
-        )  # fmt: skip
-
-    async def resiliency_update(self, request: Any, context: Any) -> None:
-        await self._stream(
-            "resiliencies", request, context,
-            lambda data, kind: pb.ResiliencyUpdateEvent(resiliency=data, type=kind),  # type: ignore[arg-type]
-        )  # fmt: skip
-
-    async def http_endpoint_update(self, request: Any, context: Any) -> None:
-        await self._stream(
-            "httpendpoints", request, context,
-            lambda data, kind: pb.HTTPEndpointUpdateEvent(http_endpoints=data, type=kind),  # type: ignore[arg-type]
-        )  # fmt: skip
-
-    async def mcp_server_update(self, request: Any, context: Any) -> None:
-        await self._stream(
-            "mcpservers", request, context,
-            lambda data, kind: pb.MCPServerUpdateEvent(mcp_server=data, type=kind),  # type: ignore[arg-type]
-        )  # fmt: skip
-
-    async def workflow_access_policy_update(self, request: Any, context: Any) -> None:
-        await self._stream(
-            "workflowaccesspolicies", request, context,
-            lambda data, kind: pb.WorkflowAccessPolicyUpdateEvent(policy=data, type=kind),  # type: ignore[arg-type]
-        )  # fmt: skip
-
     # -- wiring ----------------------------------------------------------------------------------
 
     def handler(self) -> grpc.GenericRpcHandler:
-        unary = {
+        unary: dict[str, tuple[type[Message], Callable[[Any, Any], Awaitable[Message]]]] = {
             "ListComponents": (pb.ListComponentsRequest, self.list_components),
             "GetConfiguration": (pb.GetConfigurationRequest, self.get_configuration),
             "ListSubscriptions": (empty_pb2.Empty, self.list_subscriptions),
-            "ListSubscriptionsV2": (pb.ListSubscriptionsRequest, self.list_subscriptions_v2),
             "GetResiliency": (pb.GetResiliencyRequest, self.get_resiliency),
-            "ListResiliency": (pb.ListResiliencyRequest, self.list_resiliency),
-            "ListHTTPEndpoints": (pb.ListHTTPEndpointsRequest, self.list_http_endpoints),
-            "ListMCPServers": (pb.ListMCPServersRequest, self.list_mcp_servers),
-            "ListWorkflowAccessPolicy": (
-                pb.ListWorkflowAccessPolicyRequest,
-                self.list_workflow_access_policy,
-            ),
         }
-        streams = {
-            "ComponentUpdate": (pb.ComponentUpdateRequest, self.component_update),
-            "ConfigurationUpdate": (pb.ConfigurationUpdateRequest, self.configuration_update),
-            "SubscriptionUpdate": (pb.SubscriptionUpdateRequest, self.subscription_update),
-            "ResiliencyUpdate": (pb.ResiliencyUpdateRequest, self.resiliency_update),
-            "HTTPEndpointUpdate": (pb.HTTPEndpointUpdateRequest, self.http_endpoint_update),
-            "MCPServerUpdate": (pb.MCPServerUpdateRequest, self.mcp_server_update),
-            "WorkflowAccessPolicyUpdate": (
-                pb.WorkflowAccessPolicyUpdateRequest,
-                self.workflow_access_policy_update,
-            ),
-        }
+        for name, rpc in UNSCOPED_LISTS.items():
+            unary[name] = (rpc.request, functools.partial(self.list_unscoped, rpc))
         handlers: dict[str, grpc.RpcMethodHandler] = {}
         for name, (request_type, method) in unary.items():
             handlers[name] = grpc.unary_unary_rpc_method_handler(
                 _unary(request_type, method), response_serializer=_serialize
             )
-        for name, (request_type, method) in streams.items():
+        for name, stream_rpc in STREAMS.items():
             # Stream messages are written already serialized (see SharedPayload.event).
-            handlers[name] = grpc.unary_stream_rpc_method_handler(_streaming(request_type, method))
+            method = functools.partial(self.stream, stream_rpc)
+            handlers[name] = grpc.unary_stream_rpc_method_handler(
+                _streaming(stream_rpc.request, method)
+            )
         return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+
+def _is_named(name: str, obj: Mapping[str, Any]) -> bool:
+    return bool(name) and (obj.get("metadata") or {}).get("name") == name
 
 
 def _serialize(message: Message) -> bytes:

@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
+from tests.integration.injector.conftest import apply
 from tests.integration.launchers import free_port, script, wait_for_status
 from tests.integration.operator.crds import install_crds
 from tests.integration.sentry.conftest import SentryProcess, run_sentry
-from tests.k8s.cluster import KubeCluster, raw_request
+from tests.k8s.cluster import KubeCluster
 
 TRUST_DOMAIN = "cluster.local"
 OPERATOR_USER = "daprplane-operator"
@@ -104,16 +105,6 @@ def operator_role(namespace: str) -> dict[str, Any]:
             {"apiGroups": [""], "resources": ["configmaps", "events"], "verbs": ["create"]},
         ],
     }
-
-
-def apply(api: Any, path: str, body: dict[str, Any]) -> None:
-    from kubernetes import client
-
-    try:
-        raw_request(api, "POST", path, body=body)
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
 
 
 def grant_operator_rbac(cluster: KubeCluster, api: Any, namespace: str) -> Path:
