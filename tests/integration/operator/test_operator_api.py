@@ -403,3 +403,42 @@ async def test_foreign_identity_is_refused(operator: Operator, kube_namespace: s
                 )
     assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert "Rejected TLS connection" in operator.output()
+
+
+async def test_subscription_and_http_endpoint_streams(
+    operator: Operator, kube_namespace: str, kube_api: Any
+) -> None:
+    secret(kube_api, kube_namespace, "api", token="s3")
+    async with Sidecar(operator, "app", kube_namespace).stub() as stub:
+        subscriptions = stub.SubscriptionUpdate(
+            pb.SubscriptionUpdateRequest(namespace=kube_namespace)
+        )
+        endpoints = stub.HTTPEndpointUpdate(pb.HTTPEndpointUpdateRequest(namespace=kube_namespace))
+        first_subscription = asyncio.ensure_future(next_event(subscriptions, "subscription"))
+        first_endpoint = asyncio.ensure_future(next_event(endpoints, "http_endpoints"))
+        await asyncio.sleep(1.0)
+        subscription = {
+            "apiVersion": "dapr.io/v2alpha1",
+            "kind": "Subscription",
+            "metadata": {"name": "orders"},
+            "spec": {"pubsubname": "pubsub", "topic": "orders", "routes": {"default": "/o"}},
+            "scopes": ["app"],
+        }
+        create(kube_api, kube_namespace, "subscriptions", subscription, version="v2alpha1")
+        endpoint = {
+            "apiVersion": "dapr.io/v1alpha1",
+            "kind": "HTTPEndpoint",
+            "metadata": {"name": "backend"},
+            "spec": {
+                "baseUrl": "https://backend.example",
+                "headers": [{"name": "X-Token", "secretKeyRef": {"name": "api", "key": "token"}}],
+            },
+        }
+        create(kube_api, kube_namespace, "httpendpoints", endpoint)
+        kind, obj = await first_subscription
+        assert (kind, obj["spec"]["routes"]["default"]) == (CREATED, "/o")
+        kind, obj = await first_endpoint
+        assert kind == CREATED
+        assert obj["spec"]["headers"][0]["value"] == base64.b64encode(b"s3").decode()
+        subscriptions.cancel()
+        endpoints.cancel()
