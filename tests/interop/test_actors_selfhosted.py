@@ -81,12 +81,17 @@ async def invoke_all(
 
 
 async def owners_via(
-    session: aiohttp.ClientSession, via: ActorHost, actor_ids: Iterable[str]
+    session: aiohttp.ClientSession,
+    via: ActorHost,
+    actor_ids: Iterable[str],
+    hosts: Iterable[ActorHost],
 ) -> dict[str, str]:
-    """Which app answered ``whoami`` for each actor."""
+    """Which app answered ``whoami`` for each actor; the answering process must be that app's."""
+    pids = {host.app_id: host.app.popen.pid for host in hosts}
     answers = await invoke_all(session, via, actor_ids, "whoami")
     for actor_id, answer in answers.items():
         assert (answer["type"], answer["id"]) == (ACTOR_TYPE, actor_id), answer
+        assert answer["pid"] == pids.get(answer["app"]), (answer, pids)
     return {actor_id: answer["app"] for actor_id, answer in answers.items()}
 
 
@@ -167,8 +172,8 @@ async def test_daprd_hosts_actors_through_daprplane(
         counts = await invoke_all(session, entry, ACTOR_IDS, "increment")
         assert counts == {actor_id: {"count": 1} for actor_id in ACTOR_IDS}
 
-        owners = await owners_via(session, entry, ACTOR_IDS)
-        assert await owners_via(session, entry, ACTOR_IDS) == owners, "an actor changed host"
+        owners = await owners_via(session, entry, ACTOR_IDS, hosts)
+        assert await owners_via(session, entry, ACTOR_IDS, hosts) == owners, "an actor changed host"
         assert set(owners.values()) == set(APP_IDS), (
             f"actors are not spread over every app: "
             f"{ {app: len(hosted_by(owners, app)) for app in APP_IDS} }"
@@ -182,7 +187,7 @@ async def test_daprd_hosts_actors_through_daprplane(
             ), f"{host.app_id} activated some actor twice: {view['activations']}"
         check_against_ring(table, owners)
         # Another sidecar routes the same way.
-        assert await owners_via(session, staying, ACTOR_IDS[:25]) == {
+        assert await owners_via(session, staying, ACTOR_IDS[:25], hosts) == {
             actor_id: owners[actor_id] for actor_id in ACTOR_IDS[:25]
         }
 
@@ -202,7 +207,7 @@ async def test_daprd_hosts_actors_through_daprplane(
             host.wait_applied(new_table.version)
 
         counts = await invoke_all(session, entry, ACTOR_IDS, "increment")
-        new_owners = await owners_via(session, entry, ACTOR_IDS)
+        new_owners = await owners_via(session, entry, ACTOR_IDS, hosts)
         assert set(new_owners.values()) == {host.app_id for host in remaining}
         for actor_id in ACTOR_IDS:
             if actor_id in leaving_actors:
@@ -223,4 +228,5 @@ async def test_daprd_hosts_actors_through_daprplane(
     for host in hosts:
         assert "Daprd shutdown gracefully" in host.daprd.log_text(), host.daprd.tail()
 
-    print(f"interop actors test: {time.monotonic() - started:.1f}s from first process to last")
+    elapsed = time.monotonic() - started
+    print(f"interop actors test: {elapsed:.1f}s from the first sidecar to shutdown")
