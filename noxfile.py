@@ -33,11 +33,22 @@ def tests(session: nox.Session) -> None:
     # test cluster's kube-apiserver and etcd, and Dapr's own binaries for side-by-side tests.
     session.run("python", "-m", "tests.k8s.assets")
     session.run("python", "-m", "tests.dapr.binaries")
+    session.run("python", "-m", "tests.helm.binary")
     session.run(
         "pytest",
         *session.posargs,
         env={"DAPRPLANE_REQUIRE_RUST": "1", "PYTHONDONTWRITEBYTECODE": "1"},
     )
+
+
+@nox.session(python=PYTHON)
+def interop(session: nox.Session) -> None:
+    """Real daprd sidecars (Dapr 1.18.3, built from Dapr's Go module) against daprplane."""
+    _install_package(session)
+    session.install(*TEST_DEPS)
+    session.run("python", "-m", "tests.k8s.assets")
+    session.run("python", "-m", "tests.dapr.binaries")
+    session.run("pytest", "-m", "interop", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
 
 @nox.session(python=PYTHON)
