@@ -33,6 +33,7 @@ def tests(session: nox.Session) -> None:
     # test cluster's kube-apiserver and etcd, and Dapr's own binaries for side-by-side tests.
     session.run("python", "-m", "tests.k8s.assets")
     session.run("python", "-m", "tests.dapr.binaries")
+    session.run("python", "-m", "tests.helm.binary")
     session.run(
         "pytest",
         *session.posargs,
