@@ -13,6 +13,9 @@ Fixtures:
 - ``control_plane``: a standalone sentry with its own CA and a placement with mTLS through it;
 - ``start_actor_host``: starts one actor app with its own ``daprd`` in front, both ready.
 
+``start_kubernetes_daprd`` runs ``daprd --mode kubernetes`` as daprplane's injector would in an
+app's pod (flags and environment), pointed at an operator and a sentry on loopback.
+
 daprd is run the way self-hosted mTLS is documented: ``--enable-mtls``, ``--sentry-address`` and
 the trust anchors (sentry's ``ca.crt``) in ``DAPR_TRUST_ANCHORS``. The control plane runs in a
 non-default trust domain and namespace, passed to daprd as ``--control-plane-trust-domain`` and
@@ -35,7 +38,7 @@ import urllib.request
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -63,6 +66,12 @@ T = TypeVar("T")
 
 
 # -- processes and their logs ---------------------------------------------------------------
+
+
+class Watched(Protocol):
+    """Something ``wait_until`` can watch: it raises once its process has exited."""
+
+    def check_running(self) -> None: ...
 
 
 @dataclass
@@ -117,6 +126,12 @@ class Processes:
         self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.started: list[LoggedProcess] = []
+        #: Logs of processes started elsewhere (by name), reported alongside ours.
+        self.other_logs: dict[str, Path] = {}
+
+    def report_log(self, name: str, path: Path) -> None:
+        """Add the tail of ``path`` to a failing test's report too."""
+        self.other_logs[name] = path
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> LoggedProcess:
         log_path = self.log_dir / f"{name}.log"
@@ -146,7 +161,7 @@ class Processes:
         return problems
 
     def log_sections(self, lines: int = LOG_TAIL_LINES) -> list[tuple[str, str]]:
-        return [
+        sections = [
             (
                 f"{process.name} log (last {lines} lines of {process.log_path}, "
                 f"exit code {process.popen.poll()})",
@@ -154,6 +169,11 @@ class Processes:
             )
             for process in self.started
         ]
+        for name, path in self.other_logs.items():
+            text = path.read_text(errors="replace") if path.exists() else ""
+            tail = "\n".join(text.splitlines()[-lines:])
+            sections.append((f"{name} log (last {lines} lines of {path})", tail or "(nothing)"))
+        return sections
 
 
 _PROCESSES = pytest.StashKey[Processes]()
@@ -188,7 +208,7 @@ def wait_until(
     *,
     timeout: float,
     what: str | Callable[[], str],
-    watch: Iterable[LoggedProcess] = (),
+    watch: Iterable[Watched] = (),
     interval: float = 0.1,
 ) -> T:
     """Poll ``condition`` until it returns something truthy; fail early if a watched process
@@ -529,6 +549,108 @@ def start_actor_host(
         return host
 
     return start
+
+
+# -- daprd in kubernetes mode ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """What daprd in an app's pod is told about itself and the control plane, as daprplane's
+    injector tells it (flags and environment), with loopback addresses for the Services."""
+
+    app_id: str
+    namespace: str
+    pod_name: str
+    operator_address: str
+    sentry_address: str
+    trust_anchors: str
+    control_plane_namespace: str
+    control_plane_trust_domain: str
+    #: The pod's ``dapr.io/config``; empty for none.
+    config: str = ""
+    #: The projected ServiceAccount token for sentry; None for none.
+    sentry_token_file: Path | None = None
+
+
+@dataclass
+class KubernetesSidecar:
+    """One ``daprd --mode kubernetes``, with its HTTP API on loopback."""
+
+    pod: PodIdentity
+    daprd: LoggedProcess
+    http_port: int
+
+    @property
+    def dapr_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def healthy(self) -> bool:
+        return (http_get(f"{self.dapr_url}/v1.0/healthz") or (0,))[0] == 204
+
+    def metadata(self) -> dict[str, Any] | None:
+        return get_json(f"{self.dapr_url}/v1.0/metadata")  # type: ignore[no-any-return]
+
+
+def start_kubernetes_daprd(
+    processes: Processes,
+    daprd_binary: Path,
+    pod: PodIdentity,
+    *,
+    extra_args: Sequence[str] = (),
+    wait_healthy: bool = True,
+    watch: Iterable[Watched] = (),
+) -> KubernetesSidecar:
+    """daprd as the injector runs it in ``pod`` (no app container: daprd alone), on free
+    loopback ports; once healthy unless ``wait_healthy`` is false.
+
+    The built-in Kubernetes secret store is disabled (the pod's
+    ``dapr.io/disable-builtin-k8s-secret-store``): it is a client of the API server that only
+    finds its address and credentials in-cluster, under ``/var/run/secrets/kubernetes.io``,
+    and daprd exits when it cannot initialise it. Secrets referenced by Components do not need
+    it: the operator resolves them.
+    """
+    http_port, grpc_port, internal_port = free_port(), free_port(), free_port()
+    argv = [
+        str(daprd_binary),
+        "--mode=kubernetes",
+        f"--app-id={pod.app_id}",
+        f"--dapr-http-port={http_port}",
+        f"--dapr-grpc-port={grpc_port}",
+        f"--dapr-internal-grpc-port={internal_port}",
+        "--dapr-listen-addresses=127.0.0.1",
+        "--dapr-internal-grpc-listen-address=127.0.0.1",
+        f"--control-plane-address={pod.operator_address}",
+        f"--sentry-address={pod.sentry_address}",
+        "--enable-metrics=false",
+        "--enable-mtls",
+        "--disable-builtin-k8s-secret-store",
+        "--log-level=debug",
+        *([f"--config={pod.config}"] if pod.config else []),
+        *extra_args,
+    ]
+    env = {
+        "NAMESPACE": pod.namespace,
+        "POD_NAME": pod.pod_name,
+        "DAPR_TRUST_ANCHORS": pod.trust_anchors,
+        "DAPR_CONTROLPLANE_NAMESPACE": pod.control_plane_namespace,
+        "DAPR_CONTROLPLANE_TRUST_DOMAIN": pod.control_plane_trust_domain,
+        "DAPR_HOST_IP": "127.0.0.1",
+        # daprd refuses to run as root in kubernetes mode; tests here run as root.
+        "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
+    }
+    if pod.sentry_token_file is not None:
+        env["DAPR_SENTRY_TOKEN_FILE"] = str(pod.sentry_token_file)
+    daprd = processes.start(f"{pod.app_id}-daprd", argv, env)
+    sidecar = KubernetesSidecar(pod, daprd, http_port)
+    if wait_healthy:
+        wait_until(
+            sidecar.healthy,
+            timeout=STARTUP_TIMEOUT,
+            what=f"daprd {pod.app_id} (kubernetes mode) to answer /v1.0/healthz with 204",
+            watch=[daprd, *watch],
+        )
+    return sidecar
 
 
 def daprd_build_allowance() -> float:

@@ -5,14 +5,22 @@ Role of Dapr's chart, plus Event creation in app namespaces), so the tests also 
 no more than that. Sidecars are simulated with the identity library: a workload SVID from the
 same sentry (``spiffe://public/ns/<namespace>/<app-id>``) and a channel that accepts only the
 operator's own SPIFFE ID, as daprd pins it.
+
+Sentry is standalone (insecure validator) by default. ``control_plane_in(...,
+sentry_mode="kubernetes")`` runs it in kubernetes mode instead, as the chart does: it keeps its
+CA in the ``dapr-trust-bundle`` Secret, reads ``daprsystem`` from the API server and signs only
+for a ServiceAccount token of a real pod, so the operator gets a pod annotated
+``dapr.io/control-plane: operator`` and a token bound to it (``DAPR_SENTRY_TOKEN_FILE``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import signal
 import subprocess
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -25,7 +33,7 @@ from tests.integration.injector.conftest import apply
 from tests.integration.launchers import free_port, script, wait_for_status
 from tests.integration.operator.crds import install_crds
 from tests.integration.sentry.conftest import SentryProcess, run_sentry
-from tests.k8s.cluster import KubeCluster
+from tests.k8s.cluster import KubeCluster, raw_request
 
 TRUST_DOMAIN = "cluster.local"
 OPERATOR_USER = "daprplane-operator"
@@ -161,6 +169,10 @@ def system_configuration(namespace: str, sentry: SentryProcess) -> dict[str, Any
     }
 
 
+def sentry_spiffe_id(namespace: str) -> str:
+    return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/dapr-sentry"
+
+
 @dataclass
 class ControlPlane:
     cluster: KubeCluster
@@ -168,6 +180,13 @@ class ControlPlane:
     sentry: SentryProcess
     kubeconfig: Path
     directory: Path
+    #: Added to every operator's environment (its sentry token when sentry is in kubernetes mode).
+    operator_env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def sentry_id(self) -> str:
+        """Sentry's SPIFFE ID: the audience of the ServiceAccount tokens it accepts."""
+        return sentry_spiffe_id(self.namespace)
 
     @property
     def anchors_file(self) -> Path:
@@ -230,6 +249,7 @@ def run_operator(
     environment = {
         "NAMESPACE": control_plane.namespace,
         "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
+        **control_plane.operator_env,
         **(env or {}),
     }
     argv = [
@@ -268,27 +288,161 @@ def run_operator(
 
 @contextlib.contextmanager
 def control_plane_in(
-    cluster: KubeCluster, directory: Path, *, webhook_port: int | None = None
+    cluster: KubeCluster,
+    directory: Path,
+    *,
+    webhook_port: int | None = None,
+    sentry_mode: str = "standalone",
 ) -> Iterator[ControlPlane]:
+    """A control-plane namespace with the CRDs, the operator's RBAC, ``daprsystem`` and a
+    running sentry (``sentry_mode``: ``standalone`` or ``kubernetes``)."""
+    if sentry_mode not in ("standalone", "kubernetes"):
+        raise ValueError(f"unknown sentry mode {sentry_mode!r}")
     namespace = cluster.create_namespace(f"dapr-cp-{secrets.token_hex(3)}")
     try:
         with cluster.api_client() as api:
             install_crds(api)
             kubeconfig = grant_operator_rbac(cluster, api, namespace)
-            with run_sentry(
-                directory / "sentry",
-                f"--trust-domain={TRUST_DOMAIN}",
-                env={"NAMESPACE": namespace},
-                config=SENTRY_CONFIG,
-            ) as sentry:
-                apply(
-                    api,
-                    f"/apis/dapr.io/v1alpha1/namespaces/{namespace}/configurations",
-                    system_configuration(namespace, sentry),
-                )
-                yield ControlPlane(cluster, namespace, sentry, kubeconfig, directory)
+            run = _kubernetes_sentry if sentry_mode == "kubernetes" else _standalone_sentry
+            with run(cluster, api, namespace, directory) as (sentry, operator_env):
+                yield ControlPlane(cluster, namespace, sentry, kubeconfig, directory, operator_env)
     finally:
         cluster.delete_namespace(namespace)
+
+
+@contextlib.contextmanager
+def _standalone_sentry(
+    cluster: KubeCluster, api: Any, namespace: str, directory: Path
+) -> Iterator[tuple[SentryProcess, dict[str, str]]]:
+    with run_sentry(
+        directory / "sentry",
+        f"--trust-domain={TRUST_DOMAIN}",
+        env={"NAMESPACE": namespace},
+        config=SENTRY_CONFIG,
+    ) as sentry:
+        apply(
+            api,
+            f"/apis/dapr.io/v1alpha1/namespaces/{namespace}/configurations",
+            system_configuration(namespace, sentry),
+        )
+        yield sentry, {}
+
+
+TRUST_BUNDLE = "dapr-trust-bundle"
+OPERATOR_POD = "dapr-operator-0"
+OPERATOR_SERVICE_ACCOUNT = "dapr-operator"
+
+
+def _control_plane_pod(name: str, service: str, service_account: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": {"dapr.io/control-plane": service}},
+        "spec": {
+            "serviceAccountName": service_account,
+            "containers": [{"name": service, "image": f"ghcr.io/dapr/{service}:1.18.3"}],
+        },
+    }
+
+
+def pod_token(
+    cluster: KubeCluster, namespace: str, pod_name: str, audience: str, path: Path
+) -> Path:
+    """A ServiceAccount token bound to an existing pod, for ``audience``, written to ``path``
+    (what the kubelet projects into ``/var/run/secrets/dapr.io/sentrytoken``)."""
+    from kubernetes import client
+
+    with cluster.api_client() as api:
+        pod = client.CoreV1Api(api).read_namespaced_pod(pod_name, namespace)
+    token = cluster.service_account_token(
+        namespace,
+        pod.spec.service_account_name,
+        audiences=[audience],
+        bound_object={"kind": "Pod", "apiVersion": "v1", "name": pod_name, "uid": pod.metadata.uid},
+    )
+    path.write_text(token)
+    return path
+
+
+def _published_anchors(api: Any, namespace: str, timeout: float = 30.0) -> bytes:
+    """``ca.crt`` of the ``dapr-trust-bundle`` ConfigMap once sentry has written it."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + timeout
+    while True:
+        data = core.read_namespaced_config_map(TRUST_BUNDLE, namespace).data or {}
+        if data.get("ca.crt"):
+            return str(data["ca.crt"]).encode()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sentry published no ca.crt in ConfigMap {TRUST_BUNDLE}")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _kubernetes_sentry(
+    cluster: KubeCluster, api: Any, namespace: str, directory: Path
+) -> Iterator[tuple[SentryProcess, dict[str, str]]]:
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    # What the chart installs before sentry starts: empty trust bundle objects, daprsystem.
+    core.create_namespaced_secret(namespace, {"metadata": {"name": TRUST_BUNDLE}})
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": TRUST_BUNDLE}})
+    configurations = f"/apis/dapr.io/v1alpha1/namespaces/{namespace}/configurations"
+    configuration = {
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Configuration",
+        "metadata": {"name": "daprsystem", "namespace": namespace},
+        "spec": {
+            "mtls": {
+                "enabled": True,
+                "controlPlaneTrustDomain": TRUST_DOMAIN,
+                "workloadCertTTL": "1h",
+                "allowedClockSkew": "1m",
+            }
+        },
+    }
+    apply(api, configurations, configuration)
+    core.create_namespaced_service_account(
+        namespace, {"metadata": {"name": OPERATOR_SERVICE_ACCOUNT}}
+    )
+    apply(
+        api,
+        f"/api/v1/namespaces/{namespace}/pods",
+        _control_plane_pod(OPERATOR_POD, "operator", OPERATOR_SERVICE_ACCOUNT),
+    )
+    token = pod_token(
+        cluster, namespace, OPERATOR_POD, sentry_spiffe_id(namespace), directory / "operator-token"
+    )
+    with run_sentry(
+        directory / "sentry",
+        "--mode=kubernetes",
+        # After run_sentry's own --config (a file): in kubernetes mode it names a Configuration.
+        "--config=daprsystem",
+        f"--trust-domain={TRUST_DOMAIN}",
+        env={
+            "NAMESPACE": namespace,
+            # The admin kubeconfig: sentry's own RBAC is not what these tests are about.
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
+        },
+    ) as sentry:
+        # The anchors are in the API server, not in sentry's credentials directory.
+        anchors = directory / "sentry-trust-anchors"
+        anchors.mkdir(exist_ok=True)
+        (anchors / "ca.crt").write_bytes(_published_anchors(api, namespace))
+        raw_request(
+            api,
+            "PATCH",
+            f"{configurations}/daprsystem",
+            body={"spec": {"mtls": {"sentryAddress": sentry.address}}},
+            content_type="application/merge-patch+json",
+        )
+        yield (
+            dataclasses.replace(sentry, credentials=anchors),
+            {"DAPR_SENTRY_TOKEN_FILE": str(token)},
+        )
 
 
 @pytest.fixture(scope="module")
