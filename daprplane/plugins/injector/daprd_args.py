@@ -48,6 +48,10 @@ def daprd_flags(settings: SidecarSettings, context: ArgsContext) -> list[str]:
         args += ["--app-port", str(s.app_port)]
     if s.enable_metrics:
         args += ["--enable-metrics", "--metrics-port", str(s.metrics_port)]
+    else:
+        # Dapr writes nothing here, and daprd's own default (metrics on) then serves metrics
+        # on 9090 for a pod that asked for none.
+        args += ["--enable-metrics=false"]
     args += _optional("--config", s.config)
     args += _optional("--app-channel-address", s.app_channel_address)
     args += _placement_flags(s, addresses)
