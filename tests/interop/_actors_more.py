@@ -32,6 +32,7 @@ from tests.interop.conftest import (
     LoggedProcess,
     PlacementTable,
     Processes,
+    SelfHostedDaprd,
     _daprd_ready,
     get_json,
     http_get,
@@ -126,36 +127,11 @@ def start_namespaced_host(
     sentry follows), once daprd reports its actor runtime connected to placement."""
     process_name = f"{namespace}-{app_id}"
     app, app_port = _start_app(processes, process_name, app_id)
-    http_port, grpc_port, internal_port = free_port(), free_port(), free_port()
-    daprd = processes.start(
-        f"{process_name}-daprd",
-        [
-            str(daprd_binary),
-            "--mode=standalone",
-            f"--app-id={app_id}",
-            f"--app-port={app_port}",
-            "--app-protocol=http",
-            "--app-channel-address=127.0.0.1",
-            f"--dapr-http-port={http_port}",
-            f"--dapr-grpc-port={grpc_port}",
-            "--dapr-listen-addresses=127.0.0.1",
-            f"--dapr-internal-grpc-port={internal_port}",
-            "--dapr-internal-grpc-listen-address=127.0.0.1",
-            "--enable-metrics=false",
-            f"--placement-host-address={control_plane.placement_address}",
-            "--enable-mtls",
-            f"--sentry-address={control_plane.sentry_address}",
-            f"--control-plane-trust-domain={TRUST_DOMAIN}",
-            f"--control-plane-namespace={CONTROL_PLANE_NAMESPACE}",
-            f"--resources-path={resources}",
-            "--log-level=debug",
-        ],
-        {
-            "DAPR_TRUST_ANCHORS": control_plane.trust_anchors,
-            "NAMESPACE": namespace,
-            "DAPR_HOST_IP": "127.0.0.1",
-        },
+    launch = SelfHostedDaprd.for_app(
+        daprd_binary, control_plane, resources, app_id, app_port, namespace
     )
+    daprd = processes.start(f"{process_name}-daprd", launch.argv, launch.env)
+    http_port, internal_port = launch.http_port, launch.internal_port
     host = NamespacedHost(
         app_id, app, app_port, daprd, http_port, internal_port, namespace=namespace
     )

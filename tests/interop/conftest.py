@@ -496,6 +496,58 @@ def _daprd_ready(host: ActorHost) -> bool:
 StartActorHost = Callable[[str], ActorHost]
 
 
+@dataclass
+class SelfHostedDaprd:
+    """The command line and environment of a self-hosted daprd in front of an actor app: mTLS
+    with our sentry, our placement, every port on loopback."""
+
+    argv: list[str]
+    env: dict[str, str]
+    http_port: int
+    internal_port: int
+
+    @classmethod
+    def for_app(
+        cls,
+        daprd_binary: Path,
+        control_plane: ControlPlane,
+        resources: Path,
+        app_id: str,
+        app_port: int,
+        namespace: str,
+    ) -> SelfHostedDaprd:
+        http_port, grpc_port, internal_port = free_port(), free_port(), free_port()
+        argv = [
+            str(daprd_binary),
+            "--mode=standalone",
+            f"--app-id={app_id}",
+            f"--app-port={app_port}",
+            "--app-protocol=http",
+            "--app-channel-address=127.0.0.1",
+            f"--dapr-http-port={http_port}",
+            f"--dapr-grpc-port={grpc_port}",
+            "--dapr-listen-addresses=127.0.0.1",
+            f"--dapr-internal-grpc-port={internal_port}",
+            "--dapr-internal-grpc-listen-address=127.0.0.1",
+            "--enable-metrics=false",
+            f"--placement-host-address={control_plane.placement_address}",
+            "--enable-mtls",
+            f"--sentry-address={control_plane.sentry_address}",
+            f"--control-plane-trust-domain={TRUST_DOMAIN}",
+            f"--control-plane-namespace={CONTROL_PLANE_NAMESPACE}",
+            f"--resources-path={resources}",
+            "--log-level=debug",
+        ]
+        env = {
+            "DAPR_TRUST_ANCHORS": control_plane.trust_anchors,
+            # The sidecar's SVID from sentry follows its namespace.
+            "NAMESPACE": namespace,
+            # daprd announces this address to placement instead of the machine's own.
+            "DAPR_HOST_IP": "127.0.0.1",
+        }
+        return cls(argv, env, http_port, internal_port)
+
+
 @pytest.fixture
 def start_actor_host(
     processes: Processes, control_plane: ControlPlane, daprd_binary: Path, tmp_path: Path
@@ -505,36 +557,11 @@ def start_actor_host(
 
     def start(app_id: str) -> ActorHost:
         app, app_port = _start_app(processes, app_id)
-        http_port, grpc_port, internal_port = free_port(), free_port(), free_port()
-        daprd = processes.start(
-            f"{app_id}-daprd",
-            [
-                str(daprd_binary),
-                "--mode=standalone",
-                f"--app-id={app_id}",
-                f"--app-port={app_port}",
-                "--app-protocol=http",
-                "--app-channel-address=127.0.0.1",
-                f"--dapr-http-port={http_port}",
-                f"--dapr-grpc-port={grpc_port}",
-                "--dapr-listen-addresses=127.0.0.1",
-                f"--dapr-internal-grpc-port={internal_port}",
-                "--dapr-internal-grpc-listen-address=127.0.0.1",
-                "--enable-metrics=false",
-                f"--placement-host-address={control_plane.placement_address}",
-                "--enable-mtls",
-                f"--sentry-address={control_plane.sentry_address}",
-                f"--control-plane-trust-domain={TRUST_DOMAIN}",
-                f"--control-plane-namespace={CONTROL_PLANE_NAMESPACE}",
-                f"--resources-path={resources}",
-                "--log-level=debug",
-            ],
-            {
-                "DAPR_TRUST_ANCHORS": control_plane.trust_anchors,
-                "NAMESPACE": APP_NAMESPACE,
-                "DAPR_HOST_IP": "127.0.0.1",
-            },
+        launch = SelfHostedDaprd.for_app(
+            daprd_binary, control_plane, resources, app_id, app_port, APP_NAMESPACE
         )
+        daprd = processes.start(f"{app_id}-daprd", launch.argv, launch.env)
+        http_port, internal_port = launch.http_port, launch.internal_port
         host = ActorHost(app_id, app, app_port, daprd, http_port, internal_port)
         wait_until(
             lambda: _daprd_ready(host),
