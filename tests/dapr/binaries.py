@@ -20,17 +20,13 @@ serves every module Dapr needs; ``GOPROXY`` from the environment is used as is.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from tests import gobuild
 
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
 BINARIES = ("daprd", "operator", "placement", "sentry", "injector")
@@ -41,19 +37,29 @@ _DAPR_MODULE = "github.com/dapr/dapr"
 # daprd refuses to start without a component set chosen at build time; the tag only selects
 # components, so the control-plane binaries build the same with or without it.
 _BUILD_TAGS = "stablecomponents"
-_PROGRESS_EVERY_SECONDS = 30.0
+
+_TOOLS = gobuild.GoTools(
+    directory=TOOLS_DIR,
+    cache_name="dapr",
+    log_tag="dapr-binaries",
+    purpose="Dapr's binaries",
+    instead=(
+        f"set {BINARIES_ENV} to a directory holding prebuilt {', '.join(BINARIES)} "
+        f"(and/or {DAPRD_ENV} to a daprd binary)"
+    ),
+    failure_hint=(
+        ". If a module could not be downloaded, set GOPROXY to include a proxy that serves "
+        "it, e.g. GOPROXY=file:///path/to/proxy-dir,https://proxy.golang.org,direct"
+    ),
+)
 
 
 def dapr_version() -> str:
     """The ``github.com/dapr/dapr`` version pinned by the tools module, e.g. ``v1.18.3``."""
-    text = (TOOLS_DIR / "go.mod").read_text()
-    match = re.search(rf"^\s*(?:require\s+)?{re.escape(_DAPR_MODULE)}\s+(v\S+)", text, re.MULTILINE)
-    if not match:
-        raise RuntimeError(f"{_DAPR_MODULE} is not required by {TOOLS_DIR / 'go.mod'}")
-    return match.group(1)
+    return _TOOLS.required_version(_DAPR_MODULE)
 
 
-def _ldflags() -> str:
+def _build_flags() -> list[str]:
     version = dapr_version()
     # Stamp the release as Dapr's own release builds do: unstamped binaries call themselves
     # "edge", in their --version output and in the version every log line carries.
@@ -62,11 +68,7 @@ def _ldflags() -> str:
         f"{_DAPR_MODULE}/pkg/buildinfo.gitversion": version,
         "github.com/dapr/kit/logger.DaprVersion": version.removeprefix("v"),
     }
-    return " ".join(["-s", "-w", *(f"-X {name}={value}" for name, value in stamps.items())])
-
-
-def _build_flags() -> list[str]:
-    return ["-trimpath", f"-tags={_BUILD_TAGS}", f"-ldflags={_ldflags()}"]
+    return ["-trimpath", f"-tags={_BUILD_TAGS}", f"-ldflags={gobuild.stamped_ldflags(stamps)}"]
 
 
 def _package(name: str) -> str:
@@ -75,16 +77,11 @@ def _package(name: str) -> str:
 
 def cache_key() -> str:
     """``<dapr-version>-<hash>``: changes whenever the module files or the build flags do."""
-    digest = hashlib.sha256()
-    for file_name in ("go.mod", "go.sum"):
-        digest.update((TOOLS_DIR / file_name).read_bytes())
-    digest.update(" ".join(_build_flags()).encode())
-    return f"{dapr_version()}-{digest.hexdigest()[:10]}"
+    return f"{dapr_version()}-{_TOOLS.key_hash(_build_flags())}"
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "daprplane" / "dapr"
+    return _TOOLS.cache_root()
 
 
 def _check_names(names: Iterable[str]) -> tuple[str, ...]:
@@ -95,108 +92,41 @@ def _check_names(names: Iterable[str]) -> tuple[str, ...]:
     return wanted
 
 
-def _executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
 def _missing(directory: Path, names: Iterable[str]) -> list[str]:
-    return [name for name in names if not _executable(directory / name)]
+    return [name for name in names if not gobuild.executable(directory / name)]
 
 
 def find_go() -> str:
-    for candidate in (os.environ.get("GO"), shutil.which("go"), "/usr/local/go/bin/go"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise RuntimeError(
-        "the Go toolchain is needed to build Dapr's binaries: put `go` on PATH (or set "
-        f"GO=/path/to/go), or set {BINARIES_ENV} to a directory holding prebuilt "
-        f"{', '.join(BINARIES)} (and/or {DAPRD_ENV} to a daprd binary)"
-    )
-
-
-def _log(message: str) -> None:
-    print(f"[dapr-binaries] {message}", file=sys.stderr, flush=True)
-
-
-def _build_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Static binaries that run anywhere; module files are the pinned ones, never rewritten.
-    env["CGO_ENABLED"] = "0"
-    env["GOFLAGS"] = f"{env.get('GOFLAGS', '')} -mod=readonly -buildvcs=false".strip()
-    env["GOWORK"] = "off"
-    env.setdefault("GOTOOLCHAIN", "local")
-    return env
-
-
-def _run_with_progress(command: Sequence[str], env: dict[str, str], what: str) -> None:
-    started = time.monotonic()
-    with subprocess.Popen(command, cwd=TOOLS_DIR, env=env) as process:
-        try:
-            while True:
-                try:
-                    returncode = process.wait(timeout=_PROGRESS_EVERY_SECONDS)
-                    break
-                except subprocess.TimeoutExpired:
-                    _log(f"still building {what}: {time.monotonic() - started:.0f}s elapsed")
-        except BaseException:
-            # Interrupted (Ctrl-C, test timeout): do not leave a compiler running behind us.
-            process.kill()
-            raise
-    if returncode != 0:
-        raise RuntimeError(
-            f"`{' '.join(command)}` failed with exit code {returncode} (see go's messages above). "
-            "If a module could not be downloaded, set GOPROXY to include a proxy that serves "
-            "it, e.g. GOPROXY=file:///path/to/proxy-dir,https://proxy.golang.org,direct"
-        )
+    return _TOOLS.find_go()
 
 
 def build(dest: Path, names: Sequence[str] = BINARIES) -> float:
     """Build ``names`` into ``dest``, each installed atomically; return the seconds taken."""
     names = _check_names(names)
-    go = find_go()
-    dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=dest))
-    what = f"Dapr {dapr_version()} {', '.join(names)}"
-    _log(
-        f"building {what} into {dest}; a cold build takes minutes (about 7 on 2 cores), "
-        "later runs reuse the cached binaries"
+    # One invocation for all of them: the packages they share are compiled once.
+    return _TOOLS.build(
+        dest,
+        _build_flags(),
+        [_package(name) for name in names],
+        names,
+        what=f"Dapr {dapr_version()} {', '.join(names)}",
+        note=(
+            "; a cold build takes minutes (about 7 on 2 cores), "
+            "later runs reuse the cached binaries"
+        ),
+        version_text=f"{_DAPR_MODULE} {dapr_version()}\n",
     )
-    started = time.monotonic()
-    try:
-        # One invocation for all of them: the packages they share are compiled once.
-        command = [go, "build", *_build_flags(), "-o", f"{staging}{os.sep}"]
-        command += [_package(name) for name in names]
-        _run_with_progress(command, _build_env(), what)
-        missing = _missing(staging, names)
-        if missing:
-            raise RuntimeError(f"go build did not produce {missing} in {staging}")
-        for name in names:
-            os.replace(staging / name, dest / name)
-        (dest / "VERSION").write_text(f"{_DAPR_MODULE} {dapr_version()}\n")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    elapsed = time.monotonic() - started
-    _log(f"built {what} in {elapsed:.0f}s")
-    return elapsed
 
 
 def _build_missing(names: Sequence[str]) -> Path:
     dest = cache_root() / cache_key()
-    if not _missing(dest, names):
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Serialise concurrent builds (parallel test runs, xdist workers): the loser waits, then
-    # finds the binaries in place.
-    with open(dest.parent / f".{dest.name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _log(f"waiting for another process building Dapr's binaries into {dest}")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        missing = _missing(dest, names)
-        if missing:
-            build(dest, missing)
-    return dest
+    # Looks `build` up when called, so a stand-in set on this module is the one used.
+    return _TOOLS.build_once(
+        dest,
+        lambda: not _missing(dest, names),
+        lambda: build(dest, _missing(dest, names)),
+        "Dapr's binaries",
+    )
 
 
 def _daprd_override() -> Path | None:
@@ -204,7 +134,7 @@ def _daprd_override() -> Path | None:
     if not value:
         return None
     path = Path(value).expanduser().resolve()
-    if not _executable(path):
+    if not gobuild.executable(path):
         raise RuntimeError(f"{DAPRD_ENV}={value} is not an executable file")
     return path
 
@@ -266,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         directory = ensure_binaries(names)
     except (ValueError, RuntimeError) as error:
-        _log(f"error: {error}")
+        _TOOLS.log(f"error: {error}")
         return 1
     print(directory)
     return 0
