@@ -42,7 +42,7 @@ class ComponentSpec:
     commands: Sequence[Any] = ()
 
     def missing_modules(self) -> list[str]:
-        return [module for module in self.requires if importlib.util.find_spec(module) is None]
+        return [module for module in self.requires if not _installed(module)]
 
     def load_run(self) -> RunFunction:
         if not isinstance(self.run, str):
@@ -50,6 +50,14 @@ class ComponentSpec:
         module_name, _, function = self.run.partition(":")
         run: RunFunction = getattr(importlib.import_module(module_name), function)
         return run
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported; ``find_spec`` of ``a.b`` raises when ``a`` is absent."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 @dataclass

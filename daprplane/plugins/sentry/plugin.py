@@ -16,7 +16,7 @@ def daprplane_register_components() -> list[ComponentSpec]:
             run="daprplane.plugins.sentry.service:run",
             flags=FLAGS,
             extra="sentry",
-            requires=("grpc", "google.protobuf", "cryptography", "kubernetes", "yaml"),
+            requires=("grpc", "google.protobuf", "cryptography", "kubernetes", "yaml", "jwt"),
             scope="dapr.sentry",
         )
     ]

@@ -137,3 +137,20 @@ def test_missing_modules_name_what_is_missing() -> None:
         name="x", summary="x", run=_run, requires=("json", "daprplane_no_such_module_xyz")
     )
     assert spec.missing_modules() == ["daprplane_no_such_module_xyz"]
+
+
+def test_a_submodule_of_a_missing_package_is_reported_missing() -> None:
+    # find_spec("a.b") raises instead of answering None when "a" is not installed (the
+    # situation of "google.protobuf" in an install without extras).
+    spec = ComponentSpec(
+        name="x", summary="x", run=_run, requires=("json", "daprplane_no_such_pkg.protobuf")
+    )
+    assert spec.missing_modules() == ["daprplane_no_such_pkg.protobuf"]
+
+
+def test_sentry_requires_pyjwt() -> None:
+    # The sentry imports PyJWT ("jwt") for its JWTs and OIDC; without it in ``requires`` an
+    # install without the extra got past the check and failed after writing its CA.
+    host = PluginHost(environ={})
+    host.load_entry_points()
+    assert "jwt" in host.components["sentry"].requires
