@@ -67,6 +67,9 @@ def control_plane_dns_names(app_id: str, namespace: str, cluster_domain: str) ->
     return []
 
 
+_GO_CURVES = (ec.SECP224R1, ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+
+
 def _parse_csr(data: bytes) -> PublicKey:
     """The public key of a well-formed CSR whose self-signature verifies."""
     block = next(pem.blocks(data), None)
@@ -81,6 +84,14 @@ def _parse_csr(data: bytes) -> PublicKey:
             grpc.StatusCode.INVALID_ARGUMENT,
             f"failed to parse certificate signing request: {error}",
         ) from None
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and not isinstance(
+        public_key.curve, _GO_CURVES
+    ):
+        # Go's x509 parses ECDSA keys on the NIST curves only, and refuses the CSR itself.
+        raise RequestFailed(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "failed to parse certificate signing request: x509: unsupported elliptic curve",
+        )
     # Go verifies only RSA, ECDSA and Ed25519 keys; anything else cannot be checked.
     supported = isinstance(
         public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey

@@ -10,6 +10,7 @@ import grpc
 import pluggy
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from daprplane._proto.sentry.v1 import sentry_pb2
 from daprplane.core import hookspecs
@@ -76,6 +77,22 @@ async def test_requested_validator_not_enabled(kind: int) -> None:
 async def test_csr_key_types(kind: str) -> None:
     response = await _servicer().sign(_request(certificate_signing_request=csr_pem(key(kind))))
     assert _leaf(response).public_key().public_bytes  # parsed
+
+
+@pytest.mark.parametrize("curve", [ec.SECP384R1(), ec.SECP521R1()])
+async def test_nist_curves_are_signed(curve: ec.EllipticCurve) -> None:
+    request = _request(certificate_signing_request=csr_pem(ec.generate_private_key(curve)))
+    assert _leaf(await _servicer().sign(request))
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256K1(), ec.BrainpoolP256R1()])
+async def test_curves_go_cannot_parse_are_refused(curve: ec.EllipticCurve) -> None:
+    request = _request(certificate_signing_request=csr_pem(ec.generate_private_key(curve)))
+    failure = await _fails(_servicer(), request)
+    assert (failure.code, failure.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "failed to parse certificate signing request: x509: unsupported elliptic curve",
+    )
 
 
 async def test_legacy_certificate_block_type_is_a_parse_error() -> None:
