@@ -376,3 +376,25 @@ async def request(
     )
     data = await response.read()
     return json.loads(data) if data else None
+
+
+async def list_items(
+    api: Any,
+    path: str,
+    *,
+    query: Mapping[str, Any] | None = None,
+    timeout: Any = None,
+    page_size: int = 500,
+) -> list[Any]:
+    """Every item of the collection at ``path``, read page by page (``limit`` + ``continue``)."""
+    items: list[Any] = []
+    token = ""
+    while True:
+        page_query: dict[str, Any] = {**(query or {}), "limit": page_size}
+        if token:
+            page_query["continue"] = token
+        page = await request(api, "GET", path, query=page_query, timeout=timeout)
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return items

@@ -24,6 +24,7 @@ from daprplane.core.component import ComponentContext
 from daprplane.core.kube.client import (
     KubeApiError,
     KubeConfigError,
+    list_items,
     new_api_client,
     path_of,
     request,
@@ -65,19 +66,7 @@ GRACE_PERIOD = 5.0
 
 async def list_service_accounts(api: Any) -> list[Mapping[str, Any]]:
     """Every ServiceAccount in the cluster, page by page."""
-    items: list[Mapping[str, Any]] = []
-    token = ""
-    while True:
-        query: dict[str, Any] = {"limit": 500}
-        if token:
-            query["continue"] = token
-        page = await request(
-            api, "GET", "/api/v1/serviceaccounts", query=query, timeout=LIST_TIMEOUT
-        )
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue") or ""
-        if not token:
-            return items
+    return await list_items(api, "/api/v1/serviceaccounts", timeout=LIST_TIMEOUT)
 
 
 class InjectorService:

@@ -192,8 +192,19 @@ class OperatorApi:
         return await resolve(obj, namespace, self.lookup)
 
     async def list_payload(self, served: ServedKind, obj: Mapping[str, Any]) -> bytes:
+        """An object as Lists and Gets answer it; a secret that cannot be resolved fails the
+        whole call (status Unknown), as in Dapr."""
         kind = served.kind
-        shaped = payloads.go_shape(kind.kind, await self._resolved(served.resolve, obj))
+        try:
+            resolved = await self._resolved(served.resolve, obj)
+        except SecretError as error:
+            metadata = obj.get("metadata") or {}
+            raise ApiError(
+                grpc.StatusCode.UNKNOWN,
+                f"error processing {kind.kind} {metadata.get('namespace')}/{metadata.get('name')}"
+                f" secrets: {error}",
+            ) from None
+        shaped = payloads.go_shape(kind.kind, resolved)
         return payloads.encode(payloads.with_type_meta(shaped, kind.api_version, kind.kind))
 
     def stream_encoder(
@@ -211,14 +222,7 @@ class OperatorApi:
         for obj in served.cache.in_namespace(namespace):
             if app_id is not None and not in_scope(obj, app_id):
                 continue
-            try:
-                items.append(await self.list_payload(served, obj))
-            except SecretError as error:
-                name = (obj.get("metadata") or {}).get("name")
-                raise ApiError(
-                    grpc.StatusCode.UNKNOWN,
-                    f"error processing {served.kind.kind} {namespace}/{name} secrets: {error}",
-                ) from None
+            items.append(await self.list_payload(served, obj))
         return items
 
     async def _get(self, plural: str, namespace: str, name: str) -> bytes:
@@ -230,13 +234,7 @@ class OperatorApi:
                 f"error getting {served.kind.kind.lower()} {namespace}/{name}: "
                 f'{served.kind.crd_name} "{name}" not found',
             )
-        try:
-            return await self.list_payload(served, obj)
-        except SecretError as error:
-            raise ApiError(
-                grpc.StatusCode.UNKNOWN,
-                f"error processing {served.kind.kind} {namespace}/{name} secrets: {error}",
-            ) from None
+        return await self.list_payload(served, obj)
 
     # -- unary RPCs ------------------------------------------------------------------------------
 

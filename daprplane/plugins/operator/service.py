@@ -85,11 +85,10 @@ class OperatorService:
     # -- pieces ----------------------------------------------------------------------------------
 
     def _observe(self, kind: str) -> Any:
-        hook = self.context.hook
         log = self.log
+        caller = getattr(self.context.hook, "daprplane_operator_resource_changed", None)
 
         def listener(event: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-            caller = getattr(hook, "daprplane_operator_resource_changed", None)
             if caller is None:
                 return
             try:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from daprplane.core.kube.client import KubeApiError, request
+from daprplane.core.kube.client import KubeApiError, list_items, request
 from daprplane.plugins.operator.dapr_service import is_truthy
 from daprplane.plugins.operator.kinds import DEPLOYMENTS, PODS
 
@@ -75,17 +75,8 @@ class Watchdog:
         self.log = log
 
     async def _list(self, path: str, selector: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            query: dict[str, Any] = {"labelSelector": selector, "limit": 500}
-            if token:
-                query["continue"] = token
-            page = await request(self.api, "GET", path, query=query, timeout=REQUEST_TIMEOUT)
-            items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return items
+        query = {"labelSelector": selector}
+        return await list_items(self.api, path, query=query, timeout=REQUEST_TIMEOUT)
 
     async def _injector_ready(self) -> None:
         path = DEPLOYMENTS.collection_path(self.watch_namespace)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from daprplane.core.kube import client as kube_client
 from daprplane.core.kube.client import KubeApiError
 from daprplane.plugins.operator import watchdog
 from daprplane.plugins.operator.watchdog import (
@@ -211,6 +212,7 @@ def make_watchdog(
     namespace: str = "",
 ) -> Watchdog:
     monkeypatch.setattr(watchdog, "request", api)
+    monkeypatch.setattr(kube_client, "request", api)  # list_items pages through it
     return Watchdog(
         object(),
         interval=interval,
