@@ -20,9 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.launchers import free_port
 from tests.interop.conftest import (
-    ACTOR_APP,
     ACTOR_TYPE,
     CONTROL_PLANE_NAMESPACE,
     STARTUP_TIMEOUT,
@@ -34,6 +32,7 @@ from tests.interop.conftest import (
     Processes,
     SelfHostedDaprd,
     _daprd_ready,
+    _start_app,
     get_json,
     http_get,
     wait_until,
@@ -92,29 +91,6 @@ class NamespacedHost(ActorHost):
         )
 
 
-def _start_app(processes: Processes, process_name: str, app_id: str) -> tuple[LoggedProcess, int]:
-    """The actor app, answering as ``app_id``, logging as ``process_name``."""
-    port = free_port()
-    app = processes.start(
-        f"{process_name}-app",
-        [
-            sys.executable,
-            str(ACTOR_APP),
-            f"--name={app_id}",
-            f"--port={port}",
-            f"--actor-type={ACTOR_TYPE}",
-        ],
-        {},
-    )
-    wait_until(
-        lambda: (http_get(f"http://127.0.0.1:{port}/healthz") or (0,))[0] == 200,
-        timeout=STARTUP_TIMEOUT,
-        what=f"actor app {process_name} to answer /healthz",
-        watch=[app],
-    )
-    return app, port
-
-
 def start_namespaced_host(
     processes: Processes,
     control_plane: ControlPlane,
@@ -126,7 +102,7 @@ def start_namespaced_host(
     """An actor app plus its daprd in ``namespace`` (daprd's ``NAMESPACE``, which its SVID from
     sentry follows), once daprd reports its actor runtime connected to placement."""
     process_name = f"{namespace}-{app_id}"
-    app, app_port = _start_app(processes, process_name, app_id)
+    app, app_port = _start_app(processes, app_id, process_name)
     launch = SelfHostedDaprd.for_app(
         daprd_binary, control_plane, resources, app_id, app_port, namespace
     )

@@ -458,10 +458,14 @@ def _write_resources(directory: Path) -> Path:
     return directory
 
 
-def _start_app(processes: Processes, app_id: str) -> tuple[LoggedProcess, int]:
+def _start_app(
+    processes: Processes, app_id: str, process_name: str = ""
+) -> tuple[LoggedProcess, int]:
+    """The actor app, answering as ``app_id``, logging as ``process_name`` (default the app ID)."""
+    process_name = process_name or app_id
     port = free_port()
     app = processes.start(
-        f"{app_id}-app",
+        f"{process_name}-app",
         [
             sys.executable,
             str(ACTOR_APP),
@@ -474,7 +478,7 @@ def _start_app(processes: Processes, app_id: str) -> tuple[LoggedProcess, int]:
     wait_until(
         lambda: (http_get(f"http://127.0.0.1:{port}/healthz") or (0,))[0] == 200,
         timeout=STARTUP_TIMEOUT,
-        what=f"actor app {app_id} to answer /healthz",
+        what=f"actor app {process_name} to answer /healthz",
         watch=[app],
     )
     return app, port
