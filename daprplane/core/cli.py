@@ -19,6 +19,7 @@ from daprplane.core import logging as dapr_logging
 from daprplane.core.component import ComponentSpec
 from daprplane.core.flags import SHARED, FlagValues
 from daprplane.core.host import PluginHost, Status
+from daprplane.core.local import commands as local_commands
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -156,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         group.add_command(component_command(spec, host))
     group.add_command(_plugins_command(host))
     group.add_command(version)
+    group.add_command(local_commands.up)
+    group.add_command(local_commands.status)
     group.main(args=argv, prog_name="daprplane")
 
 

@@ -1,0 +1,143 @@
+"""What ``daprplane up`` starts: each component's command line, and what a sidecar then needs.
+
+The components run with the launchers' own flags, exactly as a user would type them; ``up`` only
+chooses the values. Trust domain and namespace default to what ``daprd`` assumes in self-hosted
+mode (``localhost``, ``default``), so a sidecar needs no control-plane flags beyond addresses.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from daprplane.core.local.layout import StateDir
+
+#: Dapr's self-hosted defaults: daprd looks for sentry and placement here unless told otherwise.
+DEFAULT_SENTRY_PORT = 50001
+DEFAULT_PLACEMENT_PORT = 50005
+DEFAULT_TRUST_DOMAIN = "localhost"
+DEFAULT_NAMESPACE = "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    state: StateDir
+    listen_address: str = "127.0.0.1"
+    sentry_port: int = DEFAULT_SENTRY_PORT
+    placement_port: int = DEFAULT_PLACEMENT_PORT
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    namespace: str = DEFAULT_NAMESPACE
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class ComponentProcess:
+    """One component as a child process: its command line and where it answers."""
+
+    name: str
+    argv: tuple[str, ...]
+    environ: Mapping[str, str]
+    address: str  # the gRPC address sidecars dial
+    healthz_port: int
+    metrics_port: int
+    extras: Mapping[str, str] = field(default_factory=dict)  # other endpoints worth printing
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on now (the kernel's choice); the child binds it a moment later."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _launcher(component: str) -> list[str]:
+    return [sys.executable, "-m", "daprplane", component]
+
+
+def _served_on(host: str, port: int, healthz: int, metrics: int) -> list[str]:
+    return [
+        f"--port={port}",
+        f"--listen-address={host}",
+        f"--healthz-port={healthz}",
+        f"--healthz-listen-address={host}",
+        f"--metrics-port={metrics}",
+        f"--metrics-listen-address={host}",
+    ]
+
+
+def standalone(settings: Settings) -> list[ComponentProcess]:
+    """Sentry with its CA in the state directory, then placement with mTLS through it."""
+    host, state = settings.listen_address, settings.state
+    environ = {"NAMESPACE": settings.namespace}
+    common = [f"--trust-domain={settings.trust_domain}", f"--log-level={settings.log_level}"]
+    sentry_healthz, sentry_metrics = free_port(host), free_port(host)
+    sentry = ComponentProcess(
+        name="sentry",
+        argv=(
+            *_launcher("sentry"),
+            "--mode=standalone",
+            f"--config={state.sentry_config}",
+            f"--issuer-credentials={state.certs}",
+            *common,
+            *_served_on(host, settings.sentry_port, sentry_healthz, sentry_metrics),
+        ),
+        environ=environ,
+        address=f"{host}:{settings.sentry_port}",
+        healthz_port=sentry_healthz,
+        metrics_port=sentry_metrics,
+    )
+    placement_healthz, placement_metrics = free_port(host), free_port(host)
+    placement = ComponentProcess(
+        name="placement",
+        argv=(
+            *_launcher("placement"),
+            "--mode=standalone",
+            "--tls-enabled",
+            f"--trust-anchors-file={state.trust_anchors}",
+            f"--sentry-address={sentry.address}",
+            "--metadata-enabled",
+            *common,
+            *_served_on(host, settings.placement_port, placement_healthz, placement_metrics),
+        ),
+        environ=environ,
+        address=f"{host}:{settings.placement_port}",
+        healthz_port=placement_healthz,
+        metrics_port=placement_metrics,
+        extras={"tables": f"http://{host}:{placement_healthz}/placement/state"},
+    )
+    return [sentry, placement]
+
+
+@dataclass(frozen=True)
+class SidecarHints:
+    """The ``daprd`` flags and environment a self-hosted sidecar needs to use this control plane."""
+
+    flags: tuple[str, ...]
+    environ: Mapping[str, str]
+
+    def shell_lines(self, app_id: str = "myapp") -> list[str]:
+        """Lines a user can paste into a POSIX shell."""
+        lines = [f"export {name}={value}" for name, value in self.environ.items()]
+        command = ["daprd", f"--app-id {shlex.quote(app_id)}", *self.flags]
+        lines.append(" \\\n    ".join(command))
+        return lines
+
+
+def sidecar_hints(settings: Settings, components: list[ComponentProcess]) -> SidecarHints:
+    by_name = {component.name: component for component in components}
+    flags = [
+        "--enable-mtls",
+        f"--sentry-address {by_name['sentry'].address}",
+        f"--placement-host-address {by_name['placement'].address}",
+    ]
+    # daprd verifies sentry's and placement's SPIFFE IDs in its own defaults' trust domain and
+    # namespace; only different values need saying.
+    if settings.trust_domain != DEFAULT_TRUST_DOMAIN:
+        flags.append(f"--control-plane-trust-domain {shlex.quote(settings.trust_domain)}")
+    if settings.namespace != DEFAULT_NAMESPACE:
+        flags.append(f"--control-plane-namespace {shlex.quote(settings.namespace)}")
+    anchors = shlex.quote(str(settings.state.trust_anchors))
+    return SidecarHints(tuple(flags), {"DAPR_TRUST_ANCHORS": f'"$(cat {anchors})"'})
