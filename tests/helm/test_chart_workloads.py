@@ -239,7 +239,8 @@ def test_plugin_selection_reaches_every_component(rendered_default: Rendered) ->
     )
     for name in WORKLOADS:
         environ = env_of(rendered.container(name))
-        assert environ["DAPRPLANE_PLUGINS"] == "operator,acme-extra"
+        # The components stay on an allow-list, once each, whatever it names.
+        assert environ["DAPRPLANE_PLUGINS"] == "operator,sentry,placement,injector,acme-extra"
         assert environ["DAPRPLANE_DISABLE_PLUGINS"] == "injector-registry-mirror"
 
 

@@ -129,8 +129,10 @@ imagePullSecrets:
     fieldRef:
       fieldPath: metadata.namespace
 {{- with .root.Values.plugins.enabled }}
+{{- /* The four components are entry points too: an allow-list that left them out would stop
+       every launcher, so they are always on it (plugins.disabled can still drop one). */}}
 - name: DAPRPLANE_PLUGINS
-  value: {{ join "," . | quote }}
+  value: {{ concat (list "operator" "sentry" "placement" "injector") . | uniq | join "," | quote }}
 {{- end }}
 {{- with .root.Values.plugins.disabled }}
 - name: DAPRPLANE_DISABLE_PLUGINS
