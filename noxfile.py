@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -31,10 +32,13 @@ def _install_package(session: nox.Session) -> None:
     # A real wheel build (maturin, release profile) so tests see what users install: the very
     # wheel the container image would install, built by the image's command.
     wheel_dir = Path(session.create_tmp(), "wheels").resolve()
-    for stale in wheel_dir.glob("*.whl"):
-        stale.unlink()
-    session.run(*WHEEL_BUILD, str(wheel_dir), ".")
-    (wheel,) = wheel_dir.glob("daprplane-*.whl")
+    shutil.rmtree(wheel_dir, ignore_errors=True)
+    # run_install, like session.install, is skipped by `nox -R` (reuse the environment as built).
+    session.run_install(*WHEEL_BUILD, str(wheel_dir), ".")
+    wheels = list(wheel_dir.glob("daprplane-*.whl"))
+    if not wheels:  # skipped: the environment keeps the package it has
+        return
+    (wheel,) = wheels
     session.install(f"{wheel}[all,plot]")
     session.install("--no-deps", SAMPLE_PLUGIN)
 

@@ -227,7 +227,7 @@ def test_final_stage_installs_the_all_extra_from_the_built_wheel(
 def _runs_wheel_build(call: ast.Call) -> bool:
     return (
         isinstance(call.func, ast.Attribute)
-        and call.func.attr == "run"
+        and call.func.attr in ("run", "run_install")
         and len(call.args) == 3
         and isinstance(call.args[0], ast.Starred)
         and isinstance(call.args[0].value, ast.Name)
@@ -256,7 +256,7 @@ def test_wheel_is_built_by_the_same_command_in_the_image_and_the_tests_session(
     ]
     calls = [node for node in ast.walk(install_package) if isinstance(node, ast.Call)]
     assert any(_runs_wheel_build(call) for call in calls), (
-        "noxfile's _install_package does not run session.run(*WHEEL_BUILD, <dir>, '.')"
+        "noxfile's _install_package does not run session.run_install(*WHEEL_BUILD, <dir>, '.')"
     )
 
 

@@ -336,8 +336,8 @@ def simulate(
     steady (one table), scale-out:K (K hosts join), scale-in:K (the last K leave),
     rolling-restart (each host leaves and returns with a new address, one table per change;
     costs 2 x hosts passes over the actors)."""
+    # An offline calculation: the ring and the scenarios only, never gRPC or protobuf.
     from daprplane.plugins.placement import simulate as simulation
-    from daprplane.plugins.placement.client.tables import ring_module_for
     from daprplane.plugins.placement.scenarios import parse_count, parse_scenario
 
     if plot_path is not None:
@@ -357,9 +357,12 @@ def simulate(
         raise click.BadParameter(str(error), param_hint="--actors") from None
     names = _host_list(hosts)
     try:
-        ring_impl = ring_module_for(ring)
+        # Importing the ring package selects an implementation, which fails on a broken one.
+        from daprplane import ring as ring_package
+
+        ring_impl = ring_package.select() if ring == "auto" else ring_package.implementation(ring)
     except ImportError as error:
-        raise ToolError(str(error)) from None
+        raise ToolError(f"the placement ring cannot be loaded: {error}") from None
     try:
         result = simulation.simulate(
             ring_impl,

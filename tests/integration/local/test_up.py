@@ -142,12 +142,6 @@ def test_status_reports_a_dead_component(state_dir: Path) -> None:
     assert up.popen.wait(timeout=30) == 1
 
 
-def test_the_readme_starts_the_control_plane_this_way() -> None:
-    readme = (Path(__file__).parents[3] / "README.md").read_text()
-    first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0].strip()
-    assert first_block == "python3 -m pip install '.[all]' && python3 -m daprplane up"
-
-
 def test_python_m_daprplane_is_the_daprplane_command(state_dir: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "daprplane", "up", "--help"],

@@ -168,8 +168,8 @@ def _wired() -> bool:
 
 @pytest.mark.parametrize("script", [False, True], ids=["module", "console-script"])
 async def test_locate_command(placement: str, script: bool) -> None:
-    if script and not _wired():
-        pytest.skip("`daprplane placement locate` is not registered by the placement plugin yet")
+    if script:
+        assert _wired(), "`daprplane placement --help` does not list `locate`"
     ns = f"locate-{int(script)}"
     hosts = [sidecar(placement, i, ["Counter"], ns) for i in range(3)]
     async with running(*hosts):

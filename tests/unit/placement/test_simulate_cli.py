@@ -126,8 +126,7 @@ def _wired() -> bool:
 
 
 def test_console_script() -> None:
-    if not _wired():
-        pytest.skip("`daprplane placement simulate` is not registered by the placement plugin yet")
+    assert _wired(), "`daprplane placement --help` does not list `simulate`"
     result = subprocess.run(
         [
             str(BIN / "daprplane"),
@@ -154,8 +153,7 @@ def test_console_script() -> None:
 
 
 def test_console_script_error_exits_1() -> None:
-    if not _wired():
-        pytest.skip("`daprplane placement simulate` is not registered by the placement plugin yet")
+    assert _wired(), "`daprplane placement --help` does not list `simulate`"
     result = subprocess.run(
         [str(BIN / "daprplane"), "placement", "simulate", "--scenario", "scale-in:99"],
         capture_output=True,
@@ -168,3 +166,42 @@ def test_console_script_error_exits_1() -> None:
     assert result.stderr.strip().splitlines()[-1] == (
         "error: scale-in:99 would remove every one of the 10 hosts"
     )
+
+
+def _simulate_in_subprocess(
+    prelude: str, *args: str, **popen: object
+) -> subprocess.CompletedProcess[str]:
+    script = f"{prelude}\nfrom daprplane.core.cli import main\nmain()\n"
+    return subprocess.run(
+        [sys.executable, "-c", script, "placement", "simulate", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        **popen,  # type: ignore[call-overload]
+    )
+
+
+def test_simulate_needs_neither_grpc_nor_protobuf() -> None:
+    # ``None`` in sys.modules makes an import fail as if the package were not installed.
+    hide = "import sys\nfor name in ('grpc', 'google', 'google.protobuf'): sys.modules[name] = None"
+    result = _simulate_in_subprocess(hide, "--hosts", "4", "--actors", "2000", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["actors"] == 2000
+
+
+def test_a_broken_ring_extension_is_one_clear_line(tmp_path: Path) -> None:
+    import shutil
+
+    import daprplane
+
+    package = Path(daprplane.__file__).parent
+    copy = tmp_path / "daprplane"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "ring" / "_ring_rs.abi3.so").write_bytes(b"\x7fELF but not really")
+    result = _simulate_in_subprocess(
+        "", "--hosts", "3", "--actors", "100", "--ring", "rust", env={"PYTHONPATH": str(tmp_path)}
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the placement ring cannot be loaded: ")
+    assert "Traceback" not in result.stderr

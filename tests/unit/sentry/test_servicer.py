@@ -10,6 +10,7 @@ import grpc
 import pluggy
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from daprplane._proto.sentry.v1 import sentry_pb2
@@ -73,10 +74,17 @@ async def test_requested_validator_not_enabled(kind: int) -> None:
     )
 
 
+def _public_der(public_key: Any) -> bytes:
+    return public_key.public_bytes(  # type: ignore[no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
 async def test_csr_key_types(kind: str) -> None:
-    response = await _servicer().sign(_request(certificate_signing_request=csr_pem(key(kind))))
-    assert _leaf(response).public_key().public_bytes  # parsed
+    private_key = key(kind)
+    response = await _servicer().sign(_request(certificate_signing_request=csr_pem(private_key)))
+    assert _public_der(_leaf(response).public_key()) == _public_der(private_key.public_key())
 
 
 @pytest.mark.parametrize("curve", [ec.SECP384R1(), ec.SECP521R1()])
@@ -95,10 +103,13 @@ async def test_curves_go_cannot_parse_are_refused(curve: ec.EllipticCurve) -> No
     )
 
 
-async def test_legacy_certificate_block_type_is_a_parse_error() -> None:
-    request = _request(certificate_signing_request=csr_pem(block_type="CERTIFICATE"))
-    # A CSR's DER under a CERTIFICATE label still parses as a CSR.
-    await _servicer().sign(request)
+async def test_a_csr_under_a_certificate_label_is_signed() -> None:
+    # Only the DER matters, as in Go's pem.Decode + x509.ParseCertificateRequest: a CSR's DER
+    # under a CERTIFICATE label still parses as a CSR and is signed for its key.
+    private_key = key()
+    request = _request(certificate_signing_request=csr_pem(private_key, block_type="CERTIFICATE"))
+    leaf = _leaf(await _servicer().sign(request))
+    assert _public_der(leaf.public_key()) == _public_der(private_key.public_key())
 
 
 @pytest.mark.parametrize(
