@@ -17,6 +17,7 @@ import aiohttp
 
 from daprplane.core.kube.client import KubeApiError, list_items, path_of, request
 from daprplane.core.local.certs import describe_expiry, first_certificate
+from daprplane.core.local.cluster_objects import MANAGED_BY
 from daprplane.core.local.local_status import table_versions
 from daprplane.core.local.report import CertificateStatus, ComponentStatus, StatusReport
 
@@ -114,6 +115,22 @@ async def _certificates(api: Any, namespace: str) -> list[CertificateStatus]:
     return found
 
 
+async def _note_local_up(api: Any, namespace: str, report: StatusReport) -> None:
+    """No workloads: maybe ``daprplane up --kubeconfig`` runs the components elsewhere."""
+    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    pods = await list_items(
+        api,
+        path_of("api", "v1", "namespaces", namespace, "pods"),
+        query={"labelSelector": selector},
+    )
+    if pods:
+        names = ", ".join(sorted(pod["metadata"]["name"] for pod in pods))
+        report.problems.append(
+            "the components run outside the cluster, under daprplane up (stand-in pods: "
+            f"{names}): `daprplane status` on that machine reports them"
+        )
+
+
 async def cluster_status(api: Any, namespace: str) -> StatusReport:
     report = StatusReport("cluster", f"namespace {namespace} at {api.configuration.host}")
     try:
@@ -124,6 +141,8 @@ async def cluster_status(api: Any, namespace: str) -> StatusReport:
         report.problems.append(f"the API server refused: {error}")
     except (TimeoutError, OSError, aiohttp.ClientError, json.JSONDecodeError) as error:
         report.problems.append(f"cannot reach the API server: {error}")
+    if not report.problems and not any(c.where.endswith("ready") for c in report.components):
+        await _note_local_up(api, namespace, report)
     if not report.certificates and not report.problems:
         report.problems.append(f"no {TRUST_BUNDLE} in {namespace}: sentry has not published its CA")
     return report

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,6 +18,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_CLUSTER_NAMESPACE = "dapr-system"
 #: What ``up`` needs besides the core: the components it starts.
 UP_COMPONENTS = ("sentry", "placement")
+ALL_COMPONENTS = ("sentry", "placement", "operator", "injector")
 
 state_dir_option = click.option(
     "--state-dir",
@@ -25,13 +28,13 @@ state_dir_option = click.option(
 )
 
 
-def _missing_extras() -> list[str]:
+def _missing_extras(components: tuple[str, ...]) -> list[str]:
     from daprplane.core.host import PluginHost
 
     host = PluginHost()
     host.load_entry_points()
     problems = []
-    for name in UP_COMPONENTS:
+    for name in components:
         spec = host.components.get(name)
         if spec is None:
             problems.append(f"the {name} component is not available")
@@ -55,12 +58,16 @@ def _missing_extras() -> list[str]:
     default=plan.DEFAULT_PLACEMENT_PORT,
     show_default=True,
 )
-@click.option("--trust-domain", default=plan.DEFAULT_TRUST_DOMAIN, show_default=True)
+@click.option(
+    "--trust-domain",
+    default=None,
+    help=f"[default: {plan.DEFAULT_TRUST_DOMAIN}; with --kubeconfig {plan.CLUSTER_TRUST_DOMAIN}]",
+)
 @click.option(
     "--namespace",
-    default=plan.DEFAULT_NAMESPACE,
-    show_default=True,
-    help="The control plane's namespace (part of its SPIFFE IDs).",
+    default=None,
+    help="The control plane's namespace (part of its SPIFFE IDs) "
+    f"[default: {plan.DEFAULT_NAMESPACE}; with --kubeconfig {plan.CLUSTER_NAMESPACE}].",
 )
 @click.option(
     "--log-level",
@@ -69,32 +76,61 @@ def _missing_extras() -> list[str]:
     show_default=True,
     help="The components' log level.",
 )
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Run all four components against this cluster (needs Dapr's CRDs installed).",
+)
+@click.option(
+    "--webhook-host",
+    default="localhost",
+    show_default=True,
+    help="With --kubeconfig: the name under which the API server reaches this machine.",
+)
+@click.option(
+    "--operator-port",
+    type=click.IntRange(1, 65535),
+    default=plan.DEFAULT_OPERATOR_PORT,
+    show_default=True,
+)
+@click.option(
+    "--injector-port",
+    type=click.IntRange(1, 65535),
+    default=plan.DEFAULT_INJECTOR_PORT,
+    show_default=True,
+)
+@click.option(
+    "--sidecar-image",
+    default=plan.DEFAULT_SIDECAR_IMAGE,
+    show_default=True,
+    help="With --kubeconfig: the daprd image the injector adds to pods.",
+)
 def up(
     state_dir: Path | None,
-    listen_address: str,
-    sentry_port: int,
-    placement_port: int,
-    trust_domain: str,
-    namespace: str,
-    log_level: str,
+    trust_domain: str | None,
+    namespace: str | None,
+    kubeconfig: str | None,
+    **options: Any,
 ) -> None:
-    """Run sentry and placement (mTLS) on this machine until Ctrl-C.
+    """Run sentry and placement (mTLS) on this machine until Ctrl-C; with --kubeconfig, all
+    four components against that cluster.
 
     Prints the addresses and the daprd flags and environment a self-hosted sidecar needs.
     """
     from daprplane.core.local import up as up_run
 
-    problems = _missing_extras()
+    problems = _missing_extras(ALL_COMPONENTS if kubeconfig else UP_COMPONENTS)
     if problems:
         raise click.ClickException("; ".join(problems))
+    in_cluster = kubeconfig is not None
     settings = plan.Settings(
         state=StateDir(state_dir or default_state_dir()),
-        listen_address=listen_address,
-        sentry_port=sentry_port,
-        placement_port=placement_port,
-        trust_domain=trust_domain,
-        namespace=namespace,
-        log_level=log_level,
+        trust_domain=trust_domain
+        or (plan.CLUSTER_TRUST_DOMAIN if in_cluster else plan.DEFAULT_TRUST_DOMAIN),
+        namespace=namespace or (plan.CLUSTER_NAMESPACE if in_cluster else plan.DEFAULT_NAMESPACE),
+        kubeconfig=os.path.abspath(kubeconfig) if kubeconfig else None,
+        **options,
     )
     sys.exit(up_run.run(settings))
 

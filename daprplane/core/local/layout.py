@@ -37,6 +37,11 @@ class StateDir:
         return self.certs / "ca.crt"
 
     @property
+    def cluster(self) -> Path:
+        """With a cluster: the components' tokens and the trust anchors sentry published."""
+        return self.root / "cluster"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -59,7 +64,7 @@ class StateDir:
 
     def prepare(self) -> None:
         """Create the directories (private: the issuer key lives here)."""
-        for directory in (self.root, self.certs, self.logs):
+        for directory in (self.root, self.certs, self.logs, self.cluster):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.sentry_config.exists():
             self.sentry_config.write_text(

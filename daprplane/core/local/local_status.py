@@ -101,7 +101,10 @@ def local_status(state: StateDir) -> StatusReport:
         )
     report.components = [_component_status(up, component) for component in up.components]
     anchors = Path(up.trust_anchors)
-    for name, path in (("root (anchors)", anchors), ("issuer", anchors.with_name("issuer.crt"))):
+    certificates = [("root (anchors)", anchors)]
+    if up.mode == "standalone":  # in a cluster, the issuer lives in the dapr-trust-bundle Secret
+        certificates.append(("issuer", anchors.with_name("issuer.crt")))
+    for name, path in certificates:
         expires = describe_expiry(certificate_file(path)) if path.exists() else "missing"
         report.certificates.append(CertificateStatus(name, str(path), expires))
     return report

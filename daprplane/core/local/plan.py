@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from daprplane.core.local.layout import StateDir
 
@@ -20,6 +21,12 @@ DEFAULT_SENTRY_PORT = 50001
 DEFAULT_PLACEMENT_PORT = 50005
 DEFAULT_TRUST_DOMAIN = "localhost"
 DEFAULT_NAMESPACE = "default"
+#: With a cluster: Dapr's chart's defaults, which the injector writes into every sidecar.
+CLUSTER_TRUST_DOMAIN = "cluster.local"
+CLUSTER_NAMESPACE = "dapr-system"
+DEFAULT_OPERATOR_PORT = 6500
+DEFAULT_INJECTOR_PORT = 4000
+DEFAULT_SIDECAR_IMAGE = "ghcr.io/dapr/daprd:1.18.3"
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,24 @@ class Settings:
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     namespace: str = DEFAULT_NAMESPACE
     log_level: str = "info"
+    #: With a kubeconfig, all four components run against that cluster.
+    kubeconfig: str | None = None
+    #: The name under which the API server reaches this machine (the injector's webhook).
+    webhook_host: str = "localhost"
+    operator_port: int = DEFAULT_OPERATOR_PORT
+    injector_port: int = DEFAULT_INJECTOR_PORT
+    sidecar_image: str = DEFAULT_SIDECAR_IMAGE
+
+    @property
+    def mode(self) -> str:
+        return "kubernetes" if self.kubeconfig else "standalone"
+
+    def ports(self) -> dict[str, int]:
+        """The fixed ports, by the component that listens on them."""
+        ports = {"sentry": self.sentry_port, "placement": self.placement_port}
+        if self.kubeconfig:
+            ports |= {"operator": self.operator_port, "injector": self.injector_port}
+        return ports
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,99 @@ def _served_on(host: str, port: int, healthz: int, metrics: int) -> list[str]:
         f"--metrics-port={metrics}",
         f"--metrics-listen-address={host}",
     ]
+
+
+def _component(
+    settings: Settings,
+    name: str,
+    port: int,
+    flags: list[str],
+    environ: Mapping[str, str],
+    extras: Mapping[str, str] | None = None,
+) -> ComponentProcess:
+    host = settings.listen_address
+    healthz, metrics = free_port(host), free_port(host)
+    return ComponentProcess(
+        name=name,
+        argv=(
+            *_launcher(name),
+            *flags,
+            f"--log-level={settings.log_level}",
+            *_served_on(host, port, healthz, metrics),
+        ),
+        environ=environ,
+        address=f"{host}:{port}",
+        healthz_port=healthz,
+        metrics_port=metrics,
+        extras=dict(extras or {}),
+    )
+
+
+def _cluster_environ(settings: Settings, token: Path | None = None) -> dict[str, str]:
+    assert settings.kubeconfig
+    environ = {
+        "NAMESPACE": settings.namespace,
+        "KUBECONFIG": settings.kubeconfig,
+        # The check keeps containers from running as root; these are not containers.
+        "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
+    }
+    if token is not None:
+        environ["DAPR_SENTRY_TOKEN_FILE"] = str(token)
+    return environ
+
+
+def cluster_sentry(settings: Settings) -> ComponentProcess:
+    """Sentry in kubernetes mode: its CA in the namespace's ``dapr-trust-bundle``."""
+    flags = ["--mode=kubernetes", f"--trust-domain={settings.trust_domain}"]
+    return _component(settings, "sentry", settings.sentry_port, flags, _cluster_environ(settings))
+
+
+def cluster_components(
+    settings: Settings, sentry: ComponentProcess, anchors: Path, tokens: Mapping[str, Path]
+) -> list[ComponentProcess]:
+    """Placement, operator and injector in kubernetes mode, with identities from ``sentry``."""
+    identity = [f"--trust-anchors-file={anchors}"]
+    placement = _component(
+        settings,
+        "placement",
+        settings.placement_port,
+        [
+            "--mode=kubernetes",
+            "--tls-enabled",
+            f"--trust-domain={settings.trust_domain}",
+            f"--sentry-address={sentry.address}",
+            "--metadata-enabled",
+            *identity,
+        ],
+        _cluster_environ(settings, tokens["placement"]),
+    )
+    operator = _component(
+        settings,
+        "operator",
+        settings.operator_port,
+        [
+            f"--kubeconfig={settings.kubeconfig}",
+            f"--webhook-server-port={free_port(settings.listen_address)}",
+            f"--webhook-server-listen-address={settings.listen_address}",
+            *identity,
+        ],
+        _cluster_environ(settings, tokens["operator"]),
+    )
+    injector = _component(
+        settings,
+        "injector",
+        settings.injector_port,
+        [f"--kubeconfig={settings.kubeconfig}"],
+        {
+            **_cluster_environ(settings, tokens["injector"]),
+            "DAPR_TRUST_ANCHORS_FILE": str(anchors),
+            "DAPR_CONTROL_PLANE_TRUST_DOMAIN": settings.trust_domain,
+            "DAPR_SENTRY_ADDRESS": sentry.address,
+            "SIDECAR_IMAGE": settings.sidecar_image,
+        },
+        {"webhook": f"https://{settings.webhook_host}:{settings.injector_port}/mutate"},
+    )
+    return [placement, operator, injector]
 
 
 def standalone(settings: Settings) -> list[ComponentProcess]:

@@ -1,9 +1,10 @@
 """``daprplane up``: a control plane on this machine, in one process tree, until Ctrl-C.
 
 Standalone mode starts sentry (its CA kept in the state directory) and placement with mTLS
-through it, waits for each to report healthy, prints what a self-hosted ``daprd`` needs, then
-watches. Ctrl-C (or SIGTERM) stops everything and exits 0; a component that fails to start or
-dies stops the rest and exits 1 with the end of its log.
+through it; with ``--kubeconfig`` all four components run against that cluster (see
+:mod:`.cluster_up`). Each component must report healthy before the next starts; then ``up``
+prints what a sidecar needs and watches. Ctrl-C (or SIGTERM) stops everything and exits 0; a
+component that fails to start or dies stops the rest and exits 1 with the end of its log.
 """
 
 from __future__ import annotations
@@ -17,17 +18,20 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import click
 
+from daprplane.core.kube.client import KubeApiError
+from daprplane.core.local import console
 from daprplane.core.local import record as records
-from daprplane.core.local.certs import certificate_file, describe_expiry
-from daprplane.core.local.plan import ComponentProcess, Settings, sidecar_hints, standalone
-from daprplane.core.local.supervisor import Child, ChildExited, NotReady, Supervisor
+from daprplane.core.local.cluster_bootstrap import ClusterError
+from daprplane.core.local.cluster_up import ClusterRun
+from daprplane.core.local.plan import Settings, standalone
+from daprplane.core.local.supervisor import ChildExited, NotReady, Supervisor
 
 READY_TIMEOUT = 60.0
-_NAME_WIDTH = 11
 
 
 class UpError(Exception):
@@ -49,7 +53,7 @@ def exclusive(settings: Settings) -> Iterator[None]:
 
 
 def check_ports_free(settings: Settings) -> None:
-    for name, port in (("sentry", settings.sentry_port), ("placement", settings.placement_port)):
+    for name, port in settings.ports().items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
                 probe.bind((settings.listen_address, port))
@@ -64,65 +68,30 @@ def check_ports_free(settings: Settings) -> None:
                 ) from None
 
 
-def _say(name: str, message: str, **style: object) -> None:
-    click.echo(f"  {click.style(f'{name:<{_NAME_WIDTH}}', **style)}{message}")  # type: ignore[arg-type]
-
-
-def _report_failure(child: Child, problem: str) -> None:
-    _say(child.name, problem, fg="red", bold=True)
-    tail = child.log_tail()
-    if tail:
-        click.echo(f"\n  last lines of {child.log}:")
-        click.echo("\n".join(f"    {line}" for line in tail.splitlines()))
-
-
-def _summary(settings: Settings, components: list[ComponentProcess]) -> None:
-    host = settings.listen_address
-    click.echo("\n" + click.style("daprplane is up", fg="green", bold=True) + " (standalone)\n")
-    click.echo(f"  {'component':<{_NAME_WIDTH}}{'address':<22}{'healthz':<22}metrics")
-    for component in components:
-        click.echo(
-            f"  {component.name:<{_NAME_WIDTH}}{component.address:<22}"
-            f"{f'{host}:{component.healthz_port}':<22}{host}:{component.metrics_port}"
-        )
-        for label, value in component.extras.items():
-            click.echo(f"  {'':<{_NAME_WIDTH}}{label}: {value}")
-    root = certificate_file(settings.state.trust_anchors)
-    click.echo(
-        f"\n  trust anchors  {settings.state.trust_anchors}  (root expires {describe_expiry(root)})"
-    )
-    click.echo(f"  trust domain   {settings.trust_domain}, namespace {settings.namespace}")
-    click.echo("\nRun a self-hosted sidecar against it (add your app's own flags):\n")
-    for line in sidecar_hints(settings, components).shell_lines():
-        click.echo(f"  {line}")
-    click.echo(
-        f"\nLogs in {settings.state.logs}. `daprplane status` shows health; "
-        "Ctrl-C stops everything."
-    )
-
-
-def _start_all(supervisor: Supervisor, settings: Settings, plan: list[ComponentProcess]) -> None:
+def _start_standalone(supervisor: Supervisor, settings: Settings) -> None:
     ca_existed = settings.state.trust_anchors.exists()
+    plan = standalone(settings)
     for component in plan:
         log = settings.state.log_of(component.name)
-        _say(component.name, f"starting (log: {log})")
+        console.say(component.name, f"starting (log: {log})")
         child = supervisor.start(component, log)
         seconds = supervisor.wait_ready(child, settings.listen_address, READY_TIMEOUT)
-        _say(component.name, f"ready in {seconds:.1f}s on {component.address}", fg="green")
+        console.say(component.name, f"ready in {seconds:.1f}s on {component.address}", fg="green")
         if component.name == "sentry":
             what = "kept" if ca_existed else "created"
-            _say("", f"CA {what}: {settings.state.certs}")
+            console.say("", f"CA {what}: {settings.state.certs}")
+    console.standalone_summary(settings, plan)
 
 
-def _record(supervisor: Supervisor, settings: Settings) -> records.UpRecord:
+def _record(supervisor: Supervisor, settings: Settings, anchors: Path) -> records.UpRecord:
     return records.UpRecord(
         pid=os.getpid(),
         started_at=records.now(),
-        mode="standalone",
+        mode=settings.mode,
         listen_address=settings.listen_address,
         trust_domain=settings.trust_domain,
         namespace=settings.namespace,
-        trust_anchors=str(settings.state.trust_anchors),
+        trust_anchors=str(anchors),
         components=tuple(
             records.RunningComponent(
                 name=child.name,
@@ -136,15 +105,6 @@ def _record(supervisor: Supervisor, settings: Settings) -> records.UpRecord:
             for child in supervisor.children
         ),
     )
-
-
-def _stopped(child: Child, code: int | None) -> None:
-    if code is None:
-        _say(child.name, "killed: it did not stop in time", fg="red")
-    elif code == 0:
-        _say(child.name, "stopped")
-    else:
-        _say(child.name, f"exited with code {code}", fg="red")
 
 
 def run(settings: Settings) -> int:
@@ -164,36 +124,49 @@ def run(settings: Settings) -> int:
         with exclusive(settings):
             check_ports_free(settings)
             settings.state.prepare()
-            click.echo(f"daprplane up: standalone control plane, state in {settings.state.root}")
-            code = _run_locked(supervisor, settings)
+            click.echo(
+                f"daprplane up: {settings.mode} control plane, state in {settings.state.root}"
+            )
+            return _run_locked(supervisor, settings)
     except UpError as error:
-        click.echo(click.style("error: ", fg="red", bold=True) + str(error), err=True)
+        console.error(str(error))
         return 1
-    return code
 
 
 def _run_locked(supervisor: Supervisor, settings: Settings) -> int:
-    plan = standalone(settings)
+    cluster = ClusterRun(settings) if settings.kubeconfig else None
     code = 0
     try:
-        _start_all(supervisor, settings, plan)
+        if cluster is not None:
+            cluster.start(supervisor)
+        else:
+            _start_standalone(supervisor, settings)
     except ChildExited as exited:
-        _report_failure(exited.child, f"exited with code {exited.child.exit_code()} at start")
+        console.report_failure(
+            exited.child, f"exited with code {exited.child.exit_code()} at start"
+        )
         code = 1
     except NotReady as problem:
         if not supervisor.stop_requested.is_set():
-            _report_failure(supervisor.children[-1], str(problem))
+            console.report_failure(supervisor.children[-1], str(problem))
             code = 1
+    except (ClusterError, KubeApiError, OSError) as error:
+        console.error(
+            f"{type(error).__name__}: {error}" if isinstance(error, OSError) else str(error)
+        )
+        code = 1
     if code == 0 and not supervisor.stop_requested.is_set():
-        records.write(settings.state.record, _record(supervisor, settings))
-        _summary(settings, plan)
+        anchors = settings.state.cluster / "ca.crt" if cluster else settings.state.trust_anchors
+        records.write(settings.state.record, _record(supervisor, settings, anchors))
         died = supervisor.watch()
         if died is not None:
-            _report_failure(died, f"exited unexpectedly with code {died.exit_code()}")
+            console.report_failure(died, f"exited unexpectedly with code {died.exit_code()}")
             code = 1
     click.echo("\nstopping")
     try:
-        supervisor.stop_all(_stopped)
+        supervisor.stop_all(console.stopped)
+        for cleanup_problem in cluster.stop() if cluster else []:
+            console.error(cleanup_problem)
     finally:
         records.remove(settings.state.record)
     return code

@@ -54,10 +54,18 @@ PLUGGABLE_ANNOTATION = "dapr.io/inject-pluggable-components"
 MTLS_CACHE_SECONDS = 5.0
 
 
-def has_kubernetes_token() -> bool:
+def has_kubernetes_token(environ: Mapping[str, str] | None = None) -> bool:
     """Whether this process has a Kubernetes token (Dapr ``token.HasKubernetesToken``): without
-    one, injected sidecars get no projected token volume either."""
-    return tokens.SENTRY_TOKEN_PATH.exists() or tokens.LEGACY_TOKEN_PATH.exists()
+    one, injected sidecars get no projected token volume either. Besides Dapr's two paths, a
+    token named by ``$DAPR_SENTRY_TOKEN_FILE`` counts: an injector run outside a pod (``daprplane
+    up --kubeconfig``) keeps its token there, and its sidecars need theirs all the same."""
+    env = os.environ if environ is None else environ
+    named = env.get(tokens.TOKEN_FILE_ENV)
+    return (
+        tokens.SENTRY_TOKEN_PATH.exists()
+        or tokens.LEGACY_TOKEN_PATH.exists()
+        or bool(named and os.path.isfile(named))
+    )
 
 
 #: Dapr's webhook server waits this long for requests in flight when stopping.
