@@ -378,6 +378,16 @@ async def request(
     return json.loads(data) if data else None
 
 
+async def get_if_exists(api: Any, path: str, *, timeout: Any = None) -> Any | None:
+    """The decoded object at ``path``, or ``None`` when the API server answers 404."""
+    try:
+        return await request(api, "GET", path, timeout=timeout)
+    except KubeApiError as error:
+        if error.not_found:
+            return None
+        raise
+
+
 async def list_items(
     api: Any,
     path: str,

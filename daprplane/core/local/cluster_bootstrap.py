@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daprplane.core.kube.client import KubeApiError, new_api_client, path_of, request
+from daprplane.core.kube.client import KubeApiError, get_if_exists, new_api_client, path_of, request
 from daprplane.core.local import cluster_objects as objects
 
 T = TypeVar("T")
@@ -48,12 +48,7 @@ def with_api(kubeconfig: str, step: Callable[[Any], Awaitable[T]]) -> T:
 
 
 async def _get(api: Any, *segments: str) -> Any | None:
-    try:
-        return await request(api, "GET", path_of(*segments))
-    except KubeApiError as error:
-        if error.status == 404:
-            return None
-        raise
+    return await get_if_exists(api, path_of(*segments))
 
 
 async def _create(api: Any, collection: str, body: Mapping[str, Any]) -> bool:

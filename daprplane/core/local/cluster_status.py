@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from daprplane.core.kube.client import KubeApiError, list_items, path_of, request
+from daprplane.core.kube.client import KubeApiError, get_if_exists, list_items, path_of, request
 from daprplane.core.local.certs import describe_expiry, first_certificate
 from daprplane.core.local.cluster_objects import MANAGED_BY
 from daprplane.core.local.local_status import table_versions
@@ -33,12 +33,7 @@ PLACEMENT_HEALTHZ_PORT = 8080
 
 
 async def _get(api: Any, *segments: str) -> Any | None:
-    try:
-        return await request(api, "GET", path_of(*segments))
-    except KubeApiError as error:
-        if error.status == 404:
-            return None
-        raise
+    return await get_if_exists(api, path_of(*segments))
 
 
 async def _leader(api: Any, namespace: str, lease: str) -> str:
