@@ -20,9 +20,10 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from daprplane._proto.operator.v1 import operator_pb2 as pb
+from daprplane.core import grpc_decoding
 from daprplane.core.security import authz
 from daprplane.core.security.spiffe import SpiffeId
 from daprplane.plugins.operator import payloads
@@ -130,11 +131,9 @@ STREAMS = {
 
 def _decode(message_type: type[Message], data: bytes) -> Any:
     try:
-        return message_type.FromString(data)
-    except (DecodeError, ValueError) as error:
-        raise ApiError(
-            grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {error}"
-        ) from None
+        return grpc_decoding.decode(message_type, data)
+    except grpc_decoding.UndecodableRequest as error:
+        raise ApiError(error.code, error.details()) from None
 
 
 def caller_identity(context: Any) -> SpiffeId:

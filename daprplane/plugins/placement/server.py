@@ -17,9 +17,9 @@ import logging
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from daprplane._proto.placement.v1 import placement_pb2
+from daprplane.core import grpc_decoding
 from daprplane.core.kube.leadership import Leadership
 from daprplane.core.security import authz
 from daprplane.core.security.spiffe import SpiffeId
@@ -71,13 +71,10 @@ class GrpcConnection:
 
 def decode_host(data: bytes) -> placement_pb2.Host:
     try:
-        host: placement_pb2.Host = placement_pb2.Host.FromString(data)
-        return host
-    except (DecodeError, ValueError) as error:
-        # grpc-go's wording for a request it cannot unmarshal.
-        raise AuthorizationError(
-            grpc.StatusCode.INTERNAL, f"grpc: failed to unmarshal the received message: {error}"
-        ) from None
+        return grpc_decoding.decode(placement_pb2.Host, data)
+    except grpc_decoding.UndecodableRequest as error:
+        # grpc-go's wording for a stream message it cannot unmarshal.
+        raise AuthorizationError(error.code, error.details(grpc_decoding.STREAM_DETAILS)) from None
 
 
 class PlacementServicer:

@@ -1,5 +1,11 @@
 """``dapr.proto.sentry.v1.CA/SignCertificate``: the order of checks, codes and messages of Dapr's
-``pkg/sentry/server/server.go``."""
+``pkg/sentry/server/server.go``.
+
+Serve it with :func:`add_to_server` rather than the generated ``add_CAServicer_to_server``: the
+request is then decoded by :mod:`daprplane.core.grpc_decoding`, so bytes that are not a
+``SignCertificateRequest`` get grpc-go's ``INTERNAL`` "grpc: error unmarshalling request: ..."
+instead of grpc.aio's ``UNKNOWN``.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +25,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from google.protobuf import timestamp_pb2
 
 from daprplane._proto.sentry.v1 import sentry_pb2, sentry_pb2_grpc
+from daprplane.core import grpc_decoding
 from daprplane.core.security.spiffe import SpiffeId, SpiffeIdError
 from daprplane.plugins.sentry.ca import Credentials, pem, sign_workload
 from daprplane.plugins.sentry.ca.workload import PublicKey
 from daprplane.plugins.sentry.metrics import SentryMetrics
 from daprplane.plugins.sentry.validators import ValidatorSet, kind_name
 from daprplane.plugins.sentry.validators.base import TokenValidator, Validation
+from daprplane.plugins.sentry.validators.common import (
+    InvalidTrustDomain,
+    trust_domain_shape_problem,
+)
 
 log = logging.getLogger("dapr.sentry.server")
+
+SERVICE = "dapr.proto.sentry.v1.CA"
 
 #: Hostnames control-plane services serve webhooks or peers on, by their app ID.
 _SCHEDULER_REPLICAS = 3
@@ -116,6 +129,19 @@ def _certificate_pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def add_to_server(servicer: CAServicer, server: grpc.aio.Server) -> None:
+    """Serve ``servicer`` on ``server``, its requests decoded by :mod:`.grpc_decoding`."""
+    handlers = {
+        "SignCertificate": grpc_decoding.unary_unary(
+            servicer.SignCertificate,
+            sentry_pb2.SignCertificateRequest,
+            sentry_pb2.SignCertificateResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+
+
 class CAServicer(sentry_pb2_grpc.CAServicer):
     def __init__(
         self,
@@ -175,6 +201,8 @@ class CAServicer(sentry_pb2_grpc.CAServicer):
             validation = await validator.validate(request)
         except asyncio.CancelledError:
             raise
+        except InvalidTrustDomain as error:  # a malformed request, not a refused identity
+            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except Exception as error:  # every validator error is PermissionDenied with its message
             raise RequestFailed(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
 
@@ -187,6 +215,10 @@ class CAServicer(sentry_pb2_grpc.CAServicer):
                 request.id, authority.namespace, authority.cluster_domain
             )
         try:
+            # The trust domain may come from a Configuration or a plugin, not only the request.
+            problem = trust_domain_shape_problem(validation.trust_domain)
+            if problem is not None:
+                raise SpiffeIdError(f"trust domain {validation.trust_domain!r}: {problem}")
             spiffe_id = SpiffeId.for_app(validation.trust_domain, request.namespace, request.id)
             leaf = sign_workload(
                 credentials.bundle,

@@ -48,15 +48,6 @@ async def test_generates_writes_0600_and_then_never_writes(tmp_path: Path) -> No
     assert sorted(os.listdir(tmp_path)) == names
 
 
-async def test_any_missing_file_regenerates_all_three(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    first = await store.load(SETTINGS)
-    (tmp_path / "issuer.key").unlink()
-    second = await store.load(SETTINGS)
-    assert second.generated
-    assert second.bundle.trust_anchors_pem != first.bundle.trust_anchors_pem
-
-
 async def test_byo_files_are_used_as_they_are(tmp_path: Path) -> None:
     byo = Byo()
     for name, data in zip(["ca.crt", "issuer.crt", "issuer.key"], byo.files, strict=True):

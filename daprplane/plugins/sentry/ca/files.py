@@ -1,8 +1,10 @@
 """Standalone storage of the CA: files in ``--issuer-credentials`` (Dapr's ``ca/selfhosted.go``).
 
-The X.509 bundle counts as missing when any of its three files does not exist; then a new CA is
-generated and all three files are written (mode 0600). Files that exist but do not verify are
-fatal: sentry never overwrites an operator's material.
+A new CA is generated only when none of the three X.509 files exists, and then all three are
+written (mode 0600, see :mod:`.atomic`). Some present and others missing is fatal, unlike Dapr,
+which would generate over the survivors (:mod:`.completeness`). Files that exist but are empty
+or do not verify are fatal too: sentry never overwrites an operator's material. Temporary files
+left by an interrupted write are removed at start: they may hold key bytes.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from daprplane.plugins.sentry.ca import bundle as bundle_mod
+from daprplane.plugins.sentry.ca.atomic import remove_leftovers, write_private, write_private_set
+from daprplane.plugins.sentry.ca.completeness import require_all_or_none
 from daprplane.plugins.sentry.ca.store import (
     CaSettings,
     Credentials,
@@ -76,28 +79,13 @@ def _read(path: str) -> bytes | None:
         raise CredentialsError(f"failed to read {path}: {error.strerror or error}") from None
 
 
-def write_private(path: str, data: bytes) -> None:
-    """Write ``data`` with mode 0600, atomically, so a watcher never sees half a file."""
-    directory = os.path.dirname(path) or "."
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    except OSError as error:
-        raise CredentialsError(f"failed to write {path}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except OSError as error:
-        os.unlink(temporary)
-        raise CredentialsError(f"failed to write {path}: {error.strerror or error}") from None
-
-
 class FileCredentialStore:
     """:class:`~daprplane.plugins.sentry.ca.store.CredentialStore` over the credential files."""
 
     def __init__(self, files: CredentialFiles) -> None:
         self.files = files
+        #: Leftovers of interrupted writes are looked for once, before the first load.
+        self._swept = False
 
     def watched_paths(self) -> list[str]:
         return sorted({os.path.dirname(path) or "." for path in self.files.all()})
@@ -114,12 +102,27 @@ class FileCredentialStore:
 
     def _load(self, settings: CaSettings) -> Credentials:
         files = self.files
+        removed: list[str] = []
+        if not self._swept:
+            removed = remove_leftovers(files.all())
+            self._swept = True
         ca_pem, issuer_pem, key_pem = (
             _read(files.root_cert),
             _read(files.issuer_cert),
             _read(files.issuer_key),
         )
-        generated = ca_pem is None or issuer_pem is None or key_pem is None
+        paths = (files.root_cert, files.issuer_cert, files.issuer_key)
+        directories = {os.path.dirname(path) for path in paths}
+        # Name the files as briefly as is unambiguous: by name when they share a directory.
+        where, names = "", paths
+        if len(directories) == 1:
+            where = f" in {directories.pop() or '.'}"
+            names = tuple(os.path.basename(path) for path in paths)
+        generated = not require_all_or_none(
+            dict(zip(names, (ca_pem, issuer_pem, key_pem), strict=True)),
+            where=where,
+            interrupted_write=bool(removed),
+        )
         if generated:
             log.info("Root and issuer certs not found: generating self signed CA")
             bundle = bundle_mod.generate(
@@ -135,9 +138,13 @@ class FileCredentialStore:
             _read(files.jwt_key), _read(files.jwks), settings.jwt
         )
         if generated:
-            write_private(files.root_cert, bundle.trust_anchors_pem)
-            write_private(files.issuer_cert, bundle.issuer_chain_pem)
-            write_private(files.issuer_key, bundle.issuer_key_pem)
+            write_private_set(
+                [
+                    (files.root_cert, bundle.trust_anchors_pem),
+                    (files.issuer_cert, bundle.issuer_chain_pem),
+                    (files.issuer_key, bundle.issuer_key_pem),
+                ]
+            )
             log.info("Self-signed certs generated and persisted successfully")
         if jwt_generated and settings.jwt.enabled and jwt_material is not None:
             write_private(files.jwt_key, jwt_material.key_pem)

@@ -4,8 +4,9 @@ The CA lives in Secret ``dapr-trust-bundle`` in sentry's namespace (keys named a
 credential file flags: ``ca.crt``, ``issuer.crt``, ``issuer.key``, ``jwt.key``, ``jwks.json``);
 ConfigMap ``dapr-trust-bundle`` publishes ``ca.crt`` (and ``jwks.json``) to everyone else.
 Sentry never creates or deletes them. As in Dapr (``ca/kube.go``), the X.509 bundle is generated
-when a Secret key is missing or when the ConfigMap's ``ca.crt`` differs from the Secret's, and
-both objects are written with UPDATE.
+when the Secret has none of its three keys or when the ConfigMap's ``ca.crt`` differs from the
+Secret's, and both objects are written with UPDATE. Unlike Dapr, a Secret with some of the three
+keys but not all is refused rather than generated over.
 
 Unlike Dapr, replicas that start together on an empty Secret agree on one CA. Every UPDATE
 carries the resourceVersion that was read, so only one generated bundle can land; the others
@@ -31,6 +32,7 @@ from daprplane.core.kube import Informer, KubeApiError, KubeConfigError, new_api
 from daprplane.core.kube import request as kube_request
 from daprplane.plugins.sentry import config as config_mod
 from daprplane.plugins.sentry.ca import bundle as bundle_mod
+from daprplane.plugins.sentry.ca.completeness import require_all_or_none
 from daprplane.plugins.sentry.ca.store import (
     CaSettings,
     Credentials,
@@ -229,7 +231,11 @@ class KubeCredentialStore:
         data = _secret_data(secret)
         published = (configmap.get("data") or {}).get(self.root_key)
         x509_keys = (self.root_key, self.issuer_cert_key, self.issuer_key_key)
-        complete = all(key in data for key in x509_keys)
+        # Some keys without the others is refused, never generated over (see .completeness).
+        complete = require_all_or_none(
+            {key: data.get(key) for key in x509_keys},
+            where=f" in secret {self.namespace}/{self.name}",
+        )
         ca_pem = data.get(self.root_key, b"")
         consistent = complete and published is not None and published.encode() == ca_pem
         annotations = (secret.get("metadata") or {}).get("annotations") or {}
