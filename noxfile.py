@@ -31,7 +31,9 @@ GRPCIO_TOOLS = "grpcio-tools==1.85.1"
 def _install_package(session: nox.Session) -> None:
     # A real wheel build (maturin, release profile) so tests see what users install: the very
     # wheel the container image would install, built by the image's command.
-    wheel_dir = Path(session.create_tmp(), "wheels").resolve()
+    # Not session.create_tmp(): that also points TMPDIR into .nox for the tests, whose temporary
+    # paths then outgrow the 107 bytes of a Unix socket address.
+    wheel_dir = ROOT / ".nox" / "wheels"
     shutil.rmtree(wheel_dir, ignore_errors=True)
     # run_install, like session.install, is skipped by `nox -R` (reuse the environment as built).
     session.run_install(*WHEEL_BUILD, str(wheel_dir), ".")

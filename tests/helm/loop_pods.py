@@ -36,6 +36,7 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ DIRECTORY_MODE = 0o755
 #: Inside the process's mount namespace: where the pod's directory is visible while the
 #: volumes are mounted (a volume may be mounted over the directory the pod's files live in).
 STAGING = "/run/.daprplane-pod"
+#: Where directories of this Python installation wait while volumes are mounted over them.
+KEPT = "/run/.daprplane-kept"
 TOOLS = ("setpriv", "unshare", "sh", "mount", "mkdir", "hostname")
 
 
@@ -272,6 +275,22 @@ def _tool(name: str) -> str:
     return path
 
 
+def _under(path: str, directory: str) -> bool:
+    return path.startswith(directory.rstrip("/") + "/")
+
+
+def hidden_installation(mount_paths: list[str]) -> list[str]:
+    """Directories this Python runs from that a volume would hide (a ``/tmp`` emptyDir over a
+    virtualenv under /tmp): the outermost ones, each to be mounted back over the volume."""
+    candidates = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p}
+    hidden = sorted(
+        path
+        for path in candidates
+        if os.path.isdir(path) and any(_under(path, target) for target in mount_paths)
+    )
+    return [path for path in hidden if not any(_under(path, other) for other in hidden)]
+
+
 def _mount_script(pod: PodRoot) -> str:
     """Shell steps run inside the new namespaces before the container's command is exec'd."""
     mount, mkdir, hostname = (_tool(name) for name in ("mount", "mkdir", "hostname"))
@@ -281,13 +300,25 @@ def _mount_script(pod: PodRoot) -> str:
         f"{mkdir} -p {STAGING}",
         f"{mount} --bind {shlex.quote(str(pod.root))} {STAGING}",
     ]
+    mounts = sorted(pod.container["volumeMounts"], key=lambda m: len(m["mountPath"]))
+    kept = hidden_installation([entry["mountPath"] for entry in mounts])
+    for index, path in enumerate(kept):
+        keep = shlex.quote(f"{KEPT}/{index}")
+        steps += [f"{mkdir} -p {keep}", f"{mount} --bind {shlex.quote(path)} {keep}"]
     # Parents before children, as the kubelet orders nested mounts.
-    for entry in sorted(pod.container["volumeMounts"], key=lambda m: len(m["mountPath"])):
+    for entry in mounts:
         source = shlex.quote(f"{STAGING}/volumes/{entry['name']}")
         target = shlex.quote(entry["mountPath"])
         steps += [f"{mkdir} -p {target}", f"{mount} --bind {source} {target}"]
         if entry.get("readOnly"):
             steps.append(f"{mount} -o remount,bind,ro {target}")
+    # The launchers run from this test's Python: keep it visible where a volume covers it.
+    for index, path in enumerate(kept):
+        target = shlex.quote(path)
+        steps += [
+            f"{mkdir} -p {target}",
+            f"{mount} --bind {shlex.quote(f'{KEPT}/{index}')} {target}",
+        ]
     steps.append(f"{hostname} {shlex.quote(pod.name)}")
     steps.append('exec "$@"')
     return "\n".join(steps)
