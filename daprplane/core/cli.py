@@ -7,8 +7,9 @@ stderr, as pflag does; everything after parsing is :mod:`daprplane.core.runtime`
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -19,7 +20,6 @@ from daprplane.core import logging as dapr_logging
 from daprplane.core.component import ComponentSpec
 from daprplane.core.flags import SHARED, FlagValues
 from daprplane.core.host import PluginHost, Status
-from daprplane.core.local import commands as local_commands
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -30,7 +30,7 @@ class _GoFlagParsing:
     go_flags: Sequence[Any] = ()
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        subcommands = getattr(self, "commands", {})
+        subcommands = self.list_commands(ctx) if isinstance(self, click.Group) else ()
         try:
             return super().parse_args(  # type: ignore[misc,no-any-return]
                 ctx, goflags.normalize(args, self.go_flags, subcommands)
@@ -42,13 +42,34 @@ class _GoFlagParsing:
             raise
 
 
+class LazyGroup(click.Group):
+    """A group some of whose commands are imported only when they are run or listed.
+
+    ``daprplane up`` and ``daprplane status`` bring the local supervisor and its report, and a
+    component's tools their own libraries; a launcher that runs a component needs none of them.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})  # command name -> "module:attribute"
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 class GoFlagCommand(_GoFlagParsing, click.Command):
     def __init__(self, *args: Any, go_flags: Sequence[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.go_flags = go_flags
 
 
-class GoFlagGroup(_GoFlagParsing, click.Group):
+class GoFlagGroup(_GoFlagParsing, LazyGroup):
     """A component with tools: no subcommand runs the component, a subcommand runs the tool."""
 
     def __init__(self, *args: Any, go_flags: Sequence[Any], **kwargs: Any) -> None:
@@ -109,6 +130,8 @@ def component_command(
     }
     if not spec.commands:
         return GoFlagCommand(name or spec.name, **settings)
+    if isinstance(spec.commands, Mapping):
+        return GoFlagGroup(name or spec.name, lazy=spec.commands, **settings)
     return GoFlagGroup(name or spec.name, commands=list(spec.commands), **settings)
 
 
@@ -149,16 +172,20 @@ def version() -> None:
     click.echo(f"python: {sys.version.split()[0]}")
 
 
+LOCAL_COMMANDS = {
+    "up": "daprplane.core.local.commands:up",
+    "status": "daprplane.core.local.commands:status",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``daprplane``: every component as a subcommand, plus ``plugins`` and ``version``."""
     host = _host()
-    group = click.Group("daprplane", context_settings=CONTEXT, help=main.__doc__)
+    group = LazyGroup("daprplane", context_settings=CONTEXT, help=main.__doc__, lazy=LOCAL_COMMANDS)
     for spec in host.components.values():
         group.add_command(component_command(spec, host))
     group.add_command(_plugins_command(host))
     group.add_command(version)
-    group.add_command(local_commands.up)
-    group.add_command(local_commands.status)
     group.main(args=argv, prog_name="daprplane")
 
 

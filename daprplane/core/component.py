@@ -1,18 +1,24 @@
-"""What a plugin hands the host to add a component, and what the component gets back at run time."""
+"""What a plugin hands the host to add a component, and what the component gets back at run time.
+
+A :class:`ComponentSpec` carries names and flags only: the component's code is named by a
+``"module:function"`` path and imported when it is launched, so listing components (every
+launcher does, to build its command line) costs no component's imports.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daprplane.core.flags import Flag, FlagValues
 
 if TYPE_CHECKING:
+    import asyncio
+
     import pluggy
     from prometheus_client import CollectorRegistry
 
@@ -38,8 +44,9 @@ class ComponentSpec:
     requires: Sequence[str] = ()
     #: Logger scope as Dapr names it, e.g. ``dapr.placement``.
     scope: str = ""
-    #: Tools that become subcommands (``daprplane placement locate``); click commands.
-    commands: Sequence[Any] = ()
+    #: Tools that become subcommands (``daprplane placement locate``): click commands, or
+    #: ``{"locate": "module:attribute"}`` to import each only when it is run or listed.
+    commands: Sequence[Any] | Mapping[str, str] = ()
 
     def missing_modules(self) -> list[str]:
         return [module for module in self.requires if not _installed(module)]
@@ -60,6 +67,13 @@ def _installed(module: str) -> bool:
         return False
 
 
+def _new_event() -> asyncio.Event:
+    # asyncio is imported when a component runs, not by every command that lists components.
+    import asyncio
+
+    return asyncio.Event()
+
+
 @dataclass
 class ComponentContext:
     """Everything a running component shares with the host."""
@@ -71,5 +85,5 @@ class ComponentContext:
     metrics: CollectorRegistry
     logger: logging.Logger
     #: Set when SIGINT/SIGTERM arrive, just before the component's task is cancelled.
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=_new_event)
     extras: dict[str, Any] = field(default_factory=dict)

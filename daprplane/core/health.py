@@ -2,15 +2,16 @@
 
 ``GET /healthz`` answers 200 only when at least one target is registered and every target is
 ready; otherwise 503 with an empty body. Components register their own targets (for example
-``placement-grpc-server``) and mark them ready as they come up.
+``placement-grpc-server``) and mark them ready as they come up, and may serve more paths on the
+same port (placement's ``/placement/state``). The port is served by :mod:`daprplane.core.httpserver`
+(see there why not aiohttp).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiohttp import web
+from daprplane.core import httpserver
 
 
 @dataclass
@@ -32,7 +33,12 @@ class Health:
     """The process's healthz targets, plus extra routes components serve on the same port."""
 
     targets: dict[str, Target] = field(default_factory=dict)
-    routes: list[web.RouteDef] = field(default_factory=list)
+    _app: httpserver.Application = field(
+        default_factory=httpserver.Application, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        self._app.add_route("GET", "/healthz", self._healthz)
 
     def add_target(self, name: str) -> Target:
         if name in self.targets:
@@ -46,15 +52,16 @@ class Health:
     def not_ready_targets(self) -> list[str]:
         return sorted(name for name, t in self.targets.items() if not t.is_ready)
 
-    def add_route(self, method: str, path: str, handler: Callable[..., object]) -> None:
-        """Serve another path on the healthz port (placement's ``/placement/state``)."""
-        self.routes.append(web.route(method, path, handler))  # type: ignore[arg-type]
+    def add_route(self, method: str, path: str, handler: httpserver.Handler) -> None:
+        """Serve another path on the healthz port, from now on (also once the port is served).
 
-    def application(self) -> web.Application:
-        async def healthz(_: web.Request) -> web.Response:
-            return web.Response(status=200 if self.healthy() else 503)
+        ``handler`` gets a :class:`daprplane.core.httpserver.Request` and returns a
+        :class:`daprplane.core.httpserver.Response`; an aiohttp ``web.Response`` works too.
+        """
+        self._app.add_route(method, path, handler)
 
-        app = web.Application()
-        app.router.add_get("/healthz", healthz)
-        app.router.add_routes(self.routes)
-        return app
+    def application(self) -> httpserver.Application:
+        return self._app
+
+    async def _healthz(self, _: httpserver.Request) -> httpserver.Response:
+        return httpserver.Response(status=200 if self.healthy() else 503)

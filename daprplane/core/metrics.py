@@ -2,13 +2,15 @@
 
 Every series is typed (counter, gauge, histogram): Dapr's own test harness parses the exposition
 format with expfmt and drops untyped families. Like Dapr's exporter, any path serves the metrics.
+The port is served by :mod:`daprplane.core.httpserver` (see there why not aiohttp).
 """
 
 from __future__ import annotations
 
 import prometheus_client
-from aiohttp import web
 from prometheus_client import CollectorRegistry
+
+from daprplane.core import httpserver
 
 # Go's client exports no ``*_created`` series; Dapr's dashboards and tests expect none.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -23,13 +25,13 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
-def application(registry: CollectorRegistry) -> web.Application:
-    async def exposition(_: web.Request) -> web.Response:
-        body = prometheus_client.generate_latest(registry)
-        return web.Response(
-            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+def application(registry: CollectorRegistry) -> httpserver.Application:
+    async def exposition(_: httpserver.Request) -> httpserver.Response:
+        return httpserver.Response(
+            body=prometheus_client.generate_latest(registry),
+            content_type=prometheus_client.CONTENT_TYPE_LATEST,
         )
 
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", exposition)
+    app = httpserver.Application()
+    app.add_fallback("GET", exposition)
     return app

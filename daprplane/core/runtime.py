@@ -2,24 +2,32 @@
 
 Exit codes follow Dapr's binaries: 0 after a graceful stop on SIGINT/SIGTERM, 1 on a fatal error
 (logged as one line saying what was wrong). Flag errors exit 2 before this module is reached.
+
+Start-up order: the component's module is imported first, so that a component that cannot start
+fails before any port is bound; then the metrics server; then the component starts, and the
+healthz server comes up once it had a chance to add its own routes and targets.
+
+:class:`FatalError` is imported by every component and by the public API, including by commands
+that never run one (``--help``, ``plugins``), so asyncio and the servers are imported only by the
+functions that run a component.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pluggy
-from aiohttp import web
-
-from daprplane.core import health as health_mod
-from daprplane.core import metrics as metrics_mod
 from daprplane.core.component import ComponentContext, ComponentSpec
 from daprplane.core.flags import FlagValues
+
+if TYPE_CHECKING:
+    import pluggy
+    from aiohttp import web
+
+    from daprplane.core import httpserver
 
 
 class FatalError(Exception):
@@ -28,10 +36,39 @@ class FatalError(Exception):
 
 @contextlib.asynccontextmanager
 async def serving(
-    app: web.Application, host: str, port: int, what: str, *, ssl_context: Any = None
+    app: httpserver.Application | web.Application,
+    host: str,
+    port: int,
+    what: str,
+    *,
+    ssl_context: Any = None,
 ) -> AsyncIterator[None]:
     """Serve ``app`` on ``host:port`` (``""`` = every interface), over TLS with ``ssl_context``
-    when one is given, until the block ends."""
+    when one is given, until the block ends. ``app`` is a :mod:`daprplane.core.httpserver`
+    application or an aiohttp one (the operator's conversion webhook)."""
+    from daprplane.core import httpserver
+
+    if not isinstance(app, httpserver.Application):
+        async with _serving_aiohttp(app, host, port, what, ssl_context) as served:
+            yield served
+        return
+    server = httpserver.Server(app)
+    try:
+        await server.start(host or None, port, ssl_context)
+    except OSError as error:
+        raise FatalError(f"failed to start {what} on {host or '*'}:{port}: {error}") from None
+    try:
+        yield
+    finally:
+        await server.close()
+
+
+@contextlib.asynccontextmanager
+async def _serving_aiohttp(
+    app: web.Application, host: str, port: int, what: str, ssl_context: Any
+) -> AsyncIterator[None]:
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -56,6 +93,10 @@ def _port(value: str | int, flag: str) -> int:
 
 
 async def _serve_component(context: ComponentContext, spec: ComponentSpec) -> None:
+    import asyncio
+
+    from daprplane.core import metrics as metrics_mod
+
     flags = context.flags
     run = spec.load_run()
     healthz_target = context.health.add_target("healthz-server")
@@ -68,8 +109,8 @@ async def _serve_component(context: ComponentContext, spec: ComponentSpec) -> No
                 serving(app, flags.metrics_listen_address, port, "metrics server")
             )
         metrics_target.ready()
-        # The healthz app is built now so that routes the component adds while starting are
-        # served; aiohttp freezes an application's router once it runs.
+        # The component starts first so that it registers its healthz targets (not ready yet)
+        # before the healthz server answers: no probe may see 200 before the component is up.
         component = asyncio.create_task(run(context), name=spec.name)
         await asyncio.sleep(0)
         try:
@@ -92,6 +133,11 @@ async def _serve_component(context: ComponentContext, spec: ComponentSpec) -> No
 
 
 async def _main(spec: ComponentSpec, flags: FlagValues, hook: pluggy.HookRelay) -> int:
+    import asyncio
+
+    from daprplane.core import health as health_mod
+    from daprplane.core import metrics as metrics_mod
+
     logger = logging.getLogger(spec.scope or f"dapr.{spec.name}")
     context = ComponentContext(
         name=spec.name,
@@ -135,4 +181,6 @@ async def _main(spec: ComponentSpec, flags: FlagValues, hook: pluggy.HookRelay) 
 
 def run(spec: ComponentSpec, flags: FlagValues, hook: pluggy.HookRelay) -> int:
     """Run ``spec`` until it stops; returns the process exit code."""
+    import asyncio
+
     return asyncio.run(_main(spec, flags, hook))

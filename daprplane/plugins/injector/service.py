@@ -4,6 +4,9 @@ Start-up, in Dapr's order: configuration from the environment (a bad value exits
 to run as root in Kubernetes, the allowed-ServiceAccount patterns, the API server client and the
 UIDs of the allowed ServiceAccounts, the trust anchors and the serving SVID from Sentry, the HTTPS
 webhook, then the ``caBundle`` of the webhook configuration, kept in step with the anchors.
+The first two need only this package's parsers; the Kubernetes client, the security library and
+the webhook server (aiohttp) are imported once they pass, so a misconfigured injector exits at
+once.
 
 Healthz targets besides the shared ``healthz-server`` and ``metrics-exporter``:
 ``security-provider`` (first SVID), ``injector-service`` (webhook listening) and
@@ -17,35 +20,19 @@ import contextlib
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import daprplane
-from daprplane.core.component import ComponentContext
-from daprplane.core.kube.client import (
-    KubeApiError,
-    KubeConfigError,
-    list_items,
-    new_api_client,
-    path_of,
-    request,
-)
 from daprplane.core.runtime import FatalError
-from daprplane.core.security import tokens
-from daprplane.core.security.anchors import TrustBundle
 from daprplane.core.security.usergroup import RootUserError, check_user
-from daprplane.plugins.injector import patcher
-from daprplane.plugins.injector.admission import AdmissionRequest, annotations_of
-from daprplane.plugins.injector.authz import (
-    Authorizer,
-    PatternError,
-    ServiceAccountMatcher,
-    account_uids,
-)
-from daprplane.plugins.injector.cabundle import CaBundleError, CaBundleSync
 from daprplane.plugins.injector.config import ConfigError, InjectorConfig
-from daprplane.plugins.injector.identity import open_anchors, start_identity
-from daprplane.plugins.injector.metrics import InjectorMetrics
-from daprplane.plugins.injector.webhook import MutateHandler, application
+
+if TYPE_CHECKING:
+    from daprplane.core.component import ComponentContext
+    from daprplane.core.security.anchors import TrustBundle
+    from daprplane.plugins.injector.admission import AdmissionRequest
+    from daprplane.plugins.injector.authz import ServiceAccountMatcher
+    from daprplane.plugins.injector.webhook import MutateHandler
 
 LIST_TIMEOUT = 10.0
 #: Lookups made while the API server waits for the admission answer (its own timeout is 10 s).
@@ -59,6 +46,8 @@ def has_kubernetes_token(environ: Mapping[str, str] | None = None) -> bool:
     one, injected sidecars get no projected token volume either. Besides Dapr's two paths, a
     token named by ``$DAPR_SENTRY_TOKEN_FILE`` counts: an injector run outside a pod (``daprplane
     up --kubeconfig``) keeps its token there, and its sidecars need theirs all the same."""
+    from daprplane.core.security import tokens
+
     env = os.environ if environ is None else environ
     named = env.get(tokens.TOKEN_FILE_ENV)
     return (
@@ -74,6 +63,8 @@ GRACE_PERIOD = 5.0
 
 async def list_service_accounts(api: Any) -> list[Mapping[str, Any]]:
     """Every ServiceAccount in the cluster, page by page."""
+    from daprplane.core.kube.client import list_items
+
     return await list_items(api, "/api/v1/serviceaccounts", timeout=LIST_TIMEOUT)
 
 
@@ -81,6 +72,8 @@ class InjectorService:
     def __init__(
         self, context: ComponentContext, config: InjectorConfig, environ: Mapping[str, str]
     ) -> None:
+        from daprplane.plugins.injector.metrics import InjectorMetrics
+
         self.context = context
         self.config = config
         self.environ = environ
@@ -99,6 +92,8 @@ class InjectorService:
         self._mtls_lookup: asyncio.Future[bool] | None = None
 
     def authorizer_patterns(self) -> ServiceAccountMatcher:
+        from daprplane.plugins.injector.authz import PatternError, ServiceAccountMatcher
+
         allowed = self.config.allowed_service_accounts
         prefixes = self.config.allowed_service_accounts_prefix_names
         if prefixes.strip():
@@ -112,6 +107,9 @@ class InjectorService:
             raise FatalError(str(error)) from None
 
     async def allowed_uids(self, api: Any) -> frozenset[str]:
+        from daprplane.core.kube.client import KubeApiError
+        from daprplane.plugins.injector.authz import account_uids
+
         try:
             accounts = await list_service_accounts(api)
         except KubeApiError as error:
@@ -144,6 +142,8 @@ class InjectorService:
         return enabled
 
     async def _read_mtls(self) -> bool:
+        from daprplane.core.kube.client import KubeApiError, path_of, request
+
         path = path_of(
             "apis", "dapr.io", "v1alpha1", "namespaces", self.config.namespace,
             "configurations", "daprsystem",
@@ -158,6 +158,9 @@ class InjectorService:
         return enabled if isinstance(enabled, bool) else True
 
     async def components(self, namespace: str) -> list[Mapping[str, Any]]:
+        from daprplane.core.kube.client import KubeApiError, path_of, request
+        from daprplane.plugins.injector import patcher
+
         path = path_of("apis", "dapr.io", "v1alpha1", "namespaces", namespace, "components")
         try:
             listed = await request(self.api, "GET", path, timeout=LOOKUP_TIMEOUT)
@@ -170,6 +173,9 @@ class InjectorService:
     async def build_patch(
         self, pod: Mapping[str, Any], review: AdmissionRequest
     ) -> Sequence[Mapping[str, Any]]:
+        from daprplane.plugins.injector import patcher
+        from daprplane.plugins.injector.admission import annotations_of
+
         components = None
         # Listed only for pods that ask for pluggable components (the patcher reads the value).
         if PLUGGABLE_ANNOTATION in annotations_of(pod):
@@ -188,6 +194,13 @@ class InjectorService:
         )
 
     async def run(self) -> None:
+        from daprplane.core.kube.client import KubeConfigError, new_api_client
+        from daprplane.plugins.injector import patcher
+        from daprplane.plugins.injector.authz import Authorizer
+        from daprplane.plugins.injector.cabundle import CaBundleError, CaBundleSync
+        from daprplane.plugins.injector.identity import open_anchors, start_identity
+        from daprplane.plugins.injector.webhook import MutateHandler
+
         flags = self.context.flags
         self.log.info(
             "Starting Dapr Sidecar Injector -- version %s -- commit %s",
@@ -237,6 +250,8 @@ class InjectorService:
         self, handler: MutateHandler, ssl_context: Any, stack: contextlib.AsyncExitStack
     ) -> None:
         from aiohttp import web
+
+        from daprplane.plugins.injector.webhook import application
 
         flags = self.context.flags
         host, port = flags.listen_address or None, int(flags.port)

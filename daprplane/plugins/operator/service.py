@@ -9,6 +9,9 @@ front; the conversion webhook and its CRD patch; then leader election, and when 
 reconciler and the watchdog. Losing the lease is fatal, as in Dapr: the pod restarts and
 competes again with a clean state.
 
+Options and the root check need only this package's parsers; the Kubernetes client, grpc and the
+security library are imported once they pass, so a misconfigured operator exits at once.
+
 Healthz targets besides the shared ones: ``security-provider``, ``operator-cache``,
 ``operator-api-server``, ``operator-webhook``.
 """
@@ -21,37 +24,25 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from typing import Any
-
-import grpc
+from typing import TYPE_CHECKING, Any
 
 import daprplane
-from daprplane.core.background import cancel_and_wait
-from daprplane.core.component import ComponentContext
-from daprplane.core.kube.client import KubeConfigError, new_api_client
-from daprplane.core.kube.leadership import Leadership, SingleNode
-from daprplane.core.kube.lease import LeaseConfigError, LeaseEnvironment, LeaseLeadership
-from daprplane.core.runtime import FatalError, serving
-from daprplane.core.security.bootstrap import IdentitySettings, open_anchors, start_identity
-from daprplane.core.security.front import MtlsFront
+from daprplane.core.runtime import FatalError
 from daprplane.core.security.usergroup import RootUserError, check_user
-from daprplane.plugins.operator import kinds, secrets
-from daprplane.plugins.operator.api import OperatorApi, ServedKind
-from daprplane.plugins.operator.caches import KindCache, dapr_pod_metadata, wait_ready
-from daprplane.plugins.operator.metrics import OperatorMetrics
+from daprplane.plugins.operator import secrets
 from daprplane.plugins.operator.options import OperatorOptions, OptionsError
-from daprplane.plugins.operator.secret_cache import SecretCache
-from daprplane.plugins.operator.streams import EventHub
-from daprplane.plugins.operator.system_config import (
-    SystemConfig,
-    SystemConfigError,
-    load_system_config,
-    mtls_enabled,
-)
+
+if TYPE_CHECKING:
+    from daprplane.core.component import ComponentContext
+    from daprplane.core.kube.leadership import Leadership
+    from daprplane.plugins.operator.api import OperatorApi
+    from daprplane.plugins.operator.caches import KindCache
+    from daprplane.plugins.operator.system_config import SystemConfig
 
 APP_ID = "dapr-operator"
 LEASE_NAME = "operator.dapr.io"
-LEASE_ENVIRONMENT = LeaseEnvironment.with_prefix("DAPRPLANE_OPERATOR_LEASE_")
+#: Prefix of the environment variables that tune the operator's Lease (``..._DURATION`` ...).
+LEASE_PREFIX = "DAPRPLANE_OPERATOR_LEASE_"
 GRACE_PERIOD = 5.0
 EVENT_NAMES = {"ADDED": "CREATED", "MODIFIED": "UPDATED", "DELETED": "DELETED"}
 
@@ -69,6 +60,8 @@ class OperatorService:
     ) -> None:
         self.context = context
         self.options = options
+        from daprplane.plugins.operator.metrics import OperatorMetrics
+
         self.environ = environ
         self.log = context.logger
         self.metrics = OperatorMetrics(context.metrics)
@@ -100,6 +93,11 @@ class OperatorService:
 
     def _build_api(self, api: Any, lookup: secrets.SecretLookup) -> OperatorApi:
         """The caches of every kind, their streams, and the API serving them."""
+        from daprplane.plugins.operator import kinds
+        from daprplane.plugins.operator.api import OperatorApi, ServedKind
+        from daprplane.plugins.operator.caches import KindCache, dapr_pod_metadata
+        from daprplane.plugins.operator.streams import EventHub
+
         watch = self.options.watch_namespace
         pods = KindCache(api, kinds.PODS, watch_namespace=watch, transform=dapr_pod_metadata())
         served: dict[str, ServedKind] = {}
@@ -118,6 +116,8 @@ class OperatorService:
     def mtls_enabled(self) -> bool:
         """The Configuration's current ``spec.mtls.enabled``; the value read at start when the
         Configuration is gone or outside ``--watch-namespace``."""
+        from daprplane.plugins.operator.system_config import mtls_enabled
+
         assert self.system is not None
         cache = self.caches.get("configurations")
         current = cache.get(self.options.namespace, self.options.config_name) if cache else None
@@ -128,6 +128,12 @@ class OperatorService:
     # -- run -------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        from daprplane.core.kube.client import KubeConfigError, new_api_client
+        from daprplane.core.security.bootstrap import IdentitySettings, open_anchors, start_identity
+        from daprplane.plugins.operator.caches import wait_ready
+        from daprplane.plugins.operator.secret_cache import SecretCache
+        from daprplane.plugins.operator.system_config import SystemConfigError, load_system_config
+
         options = self.options
         self.log.info(
             "Starting Dapr Operator -- version %s -- commit %s", daprplane.__version__, "unknown"
@@ -176,6 +182,10 @@ class OperatorService:
         anchors: Any,
         stack: contextlib.AsyncExitStack,
     ) -> None:
+        import grpc
+
+        from daprplane.core.security.front import MtlsFront
+
         options = self.options
         server = grpc.aio.server()
         server.add_generic_rpc_handlers((operator_api.handler(),))
@@ -203,6 +213,8 @@ class OperatorService:
     async def _start_webhook(
         self, api: Any, identity: Any, anchors: Any, stack: contextlib.AsyncExitStack
     ) -> None:
+        from daprplane.core.runtime import serving
+
         options = self.options
         if not options.webhooks:
             self.webhook_target.ready()
@@ -226,11 +238,15 @@ class OperatorService:
 
     def _supervise(self, task: asyncio.Task[None], stack: contextlib.AsyncExitStack) -> None:
         """Run ``task`` for the life of the process: it ending (by failing) ends the process."""
+        from daprplane.core.background import cancel_and_wait
+
         self._background.add(task)
         stack.push_async_callback(cancel_and_wait, task)
 
     async def _until(self, awaitable: Any) -> None:
         """Await ``awaitable``, unless a supervised task fails first (then fail with it)."""
+        from daprplane.core.background import cancel_and_wait
+
         waiter = asyncio.ensure_future(awaitable)
         try:
             done, _ = await asyncio.wait(
@@ -245,6 +261,9 @@ class OperatorService:
         waiter.result()
 
     async def _lead(self, api: Any, stack: contextlib.AsyncExitStack) -> None:
+        from daprplane.core.kube.leadership import SingleNode
+        from daprplane.core.kube.lease import LeaseConfigError, LeaseEnvironment, LeaseLeadership
+
         options = self.options
         leadership: Leadership
         if options.leader_election:
@@ -253,7 +272,7 @@ class OperatorService:
                     f"{socket.gethostname()}_{uuid.uuid4()}",
                     options.namespace,
                     name=LEASE_NAME,
-                    variables=LEASE_ENVIRONMENT,
+                    variables=LeaseEnvironment.with_prefix(LEASE_PREFIX),
                     environ=self.environ,
                     api_factory=lambda: api,
                     owns_api=False,
@@ -273,6 +292,10 @@ class OperatorService:
         raise FatalError("leader election lost")
 
     async def _start_leader_work(self, api: Any, stack: contextlib.AsyncExitStack) -> None:
+        from daprplane.core.background import cancel_and_wait
+        from daprplane.plugins.operator import kinds
+        from daprplane.plugins.operator.caches import KindCache, wait_ready
+
         options = self.options
         if options.service_reconciler:
             from daprplane.plugins.operator.reconciler import ServiceReconciler, workload_essentials

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from daprplane.core.component import ComponentSpec
 from daprplane.core.markers import hookimpl
-from daprplane.plugins.placement.cli import COMMANDS
 from daprplane.plugins.placement.flags import FLAGS
 
 
@@ -19,6 +18,10 @@ def daprplane_register_components() -> list[ComponentSpec]:
             extra="placement",
             requires=("grpc", "google.protobuf", "cryptography", "pysyncobj", "kubernetes"),
             scope="dapr.placement",
-            commands=COMMANDS,
+            # The tools' modules are imported only when a tool runs: not by the launcher.
+            commands={
+                "locate": "daprplane.plugins.placement.cli:locate",
+                "simulate": "daprplane.plugins.placement.cli:simulate",
+            },
         )
     ]

@@ -3,6 +3,15 @@
 Where Dapr restarts its whole inner runner when the credentials change, this service reloads
 the CA in place and swaps the serving certificate: the gRPC server keeps running, and a reload
 that fails keeps the previous CA serving (logged) instead of stopping the process.
+
+Start-up order, and fatal errors named by their stage as Dapr names them: options ("Invalid
+options: …"); the configuration ("loading default config. …", worded by the loader); in
+kubernetes mode the refusal to run as root ("error creating security: …", checked before the CA
+so that a refused sentry writes nothing); the CA ("error creating CA: …"); then the token
+validators start, while the serving identity is issued and the gRPC server binds ("error running
+Sentry: …"). Each stage imports what it needs when it is reached (grpc, the validators, the
+Kubernetes client), so an early fatal error exits before the heavy imports and a standalone
+sentry never imports what only another mode or validator needs.
 """
 
 from __future__ import annotations
@@ -11,23 +20,16 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
-
-from daprplane._proto.sentry.v1 import sentry_pb2_grpc
-from daprplane.core.component import ComponentContext
 from daprplane.core.runtime import FatalError
-from daprplane.core.security import usergroup
-from daprplane.plugins.sentry import config as config_mod
-from daprplane.plugins.sentry import validators as validators_mod
-from daprplane.plugins.sentry.ca import CaSettings, CredentialsError, CredentialStore, JwtSettings
-from daprplane.plugins.sentry.ca.bundle import sentry_spiffe_id
-from daprplane.plugins.sentry.ca.files import FileCredentialStore
-from daprplane.plugins.sentry.identity import ServingIdentity
-from daprplane.plugins.sentry.metrics import SentryMetrics
 from daprplane.plugins.sentry.options import OptionsError, SentryOptions
-from daprplane.plugins.sentry.server import Authority, CAServicer
+
+if TYPE_CHECKING:
+    from daprplane.core.component import ComponentContext
+    from daprplane.plugins.sentry import config as config_mod
+    from daprplane.plugins.sentry import validators as validators_mod
+    from daprplane.plugins.sentry.ca import CredentialStore
 
 #: Module that provides kubernetes mode: ``load_configuration(options, extra_validators)`` and
 #: ``credential_store(options) -> CredentialStore`` (Secret + ConfigMap ``dapr-trust-bundle``).
@@ -41,6 +43,8 @@ def _kube_module() -> Any:
 
 
 async def _load_config(options: SentryOptions, extra: list[str]) -> config_mod.SentryConfig:
+    from daprplane.plugins.sentry import config as config_mod
+
     try:
         if options.mode == "kubernetes":
             loaded: config_mod.SentryConfig = await _kube_module().load_configuration(
@@ -54,16 +58,29 @@ async def _load_config(options: SentryOptions, extra: list[str]) -> config_mod.S
 
 
 def _store(options: SentryOptions) -> CredentialStore:
+    from daprplane.plugins.sentry.ca.files import FileCredentialStore
+
     if options.mode == "kubernetes":
         store: CredentialStore = _kube_module().credential_store(options)
         return store
     return FileCredentialStore(options.files)
 
 
+def _check_watched(store: CredentialStore) -> None:
+    """Every directory sentry watches for credential changes must exist, as Dapr requires."""
+    import os
+
+    for directory in getattr(store, "watched_paths", list)():
+        if not os.path.exists(directory):
+            raise FatalError(f"failed to add target {directory}: no such file or directory")
+
+
 class Sentry:
     """One running sentry; :meth:`reload` swaps its CA in place."""
 
     def __init__(self, context: ComponentContext, options: SentryOptions) -> None:
+        from daprplane.plugins.sentry.metrics import SentryMetrics
+
         self.context = context
         self.options = options
         self.log = context.logger
@@ -76,14 +93,20 @@ class Sentry:
             self.oidc_target = context.health.add_target("oidc-server")
 
     async def run(self) -> None:
+        from daprplane.plugins.sentry import validators as validators_mod
+        from daprplane.plugins.sentry.ca import CaSettings, CredentialsError, JwtSettings
+        from daprplane.plugins.sentry.ca.bundle import sentry_spiffe_id
+
         options, context = self.options, self.context
+        plugins = validators_mod.plugin_validators(context.hook, self.log)
+        config = await _load_config(options, sorted(plugins))
         if options.mode == "kubernetes":
+            from daprplane.core.security import usergroup
+
             try:
                 usergroup.check_user(options.mode)
             except usergroup.RootUserError as error:
-                raise FatalError(str(error)) from None
-        plugins = validators_mod.plugin_validators(context.hook, self.log)
-        config = await _load_config(options, sorted(plugins))
+                raise FatalError(f"error creating security: {error}") from None
         self.settings = CaSettings(
             trust_domain=config.trust_domain,
             namespace=options.namespace,
@@ -91,11 +114,15 @@ class Sentry:
             jwt=JwtSettings(options.jwt_enabled, options.jwt_key_id, options.jwt_signing_algorithm),
         )
         self.store = _store(options)
+        _check_watched(self.store)
         try:
             credentials = await self.store.load(self.settings)
         except CredentialsError as error:
             raise FatalError(f"error creating CA: {error}") from None
         self._record_ca(credentials, changed=credentials.generated)
+
+        from daprplane.plugins.sentry.server import Authority
+
         self.authority = Authority(
             credentials=credentials,
             workload_cert_ttl=config.workload_cert_ttl,
@@ -125,9 +152,47 @@ class Sentry:
             for v in validators
             if v.healthz_target
         }
+        # Validators start first: a JWKS source that cannot be fetched stops sentry while the
+        # serving identity is still being issued, not after the server has started.
+        tasks = [
+            asyncio.create_task(
+                self._start_validator(v, validator_targets.get(id(v))), name="validator"
+            )
+            for v in validators
+        ]
+        server: Any = None
+        try:
+            await asyncio.sleep(0)  # let the validators send their first requests
+            server = await self._start_server(validators, config.trust_domain)
+            tasks.append(asyncio.create_task(self.identity.keep_renewed(), name="identity"))
+            tasks.append(asyncio.create_task(self.store.watch(self.reload), name="watcher"))
+            if self.oidc_target is not None:
+                tasks.append(asyncio.create_task(self._serve_oidc(self.oidc_target), name="oidc"))
+            await self._supervise(tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if server is not None:
+                await server.stop(GRACE_PERIOD)
+            await self.store.close()
+            for validator in validators:
+                with contextlib.suppress(Exception):
+                    await validator.stop()
+
+    async def _start_server(
+        self, validators: validators_mod.ValidatorSet, trust_domain: str
+    ) -> Any:
+        """Issue the serving identity and start the gRPC server; returns the running server."""
+        import grpc
+
+        from daprplane.plugins.sentry.identity import ServingIdentity
+        from daprplane.plugins.sentry.server import CAServicer, add_to_server
+
+        options = self.options
         self.identity = ServingIdentity(
             self.authority,
-            config.trust_domain,
+            trust_domain,
             options.namespace,
             self.metrics,
             self.provider_target.ready,
@@ -135,11 +200,15 @@ class Sentry:
         try:
             self.identity.issue()
         except Exception as error:
-            raise FatalError(f"failed to issue sentry's serving certificate: {error}") from None
+            raise FatalError(
+                f"error running Sentry: failed to issue sentry's serving certificate: {error}"
+            ) from None
 
         server = grpc.aio.server()
-        sentry_pb2_grpc.add_CAServicer_to_server(  # type: ignore[no-untyped-call]
-            CAServicer(self.authority, validators, self.metrics, context.hook), server
+        # Registered through the raw-bytes handler, so an undecodable request gets Dapr's
+        # INTERNAL "grpc: error unmarshalling request" instead of grpc's own UNKNOWN.
+        add_to_server(
+            CAServicer(self.authority, validators, self.metrics, self.context.hook), server
         )
         try:
             bound = server.add_secure_port(options.grpc_address, self.identity.server_credentials())
@@ -149,33 +218,14 @@ class Sentry:
         else:
             detail = "address in use or not available"
         if not bound and options.port != 0:
-            raise FatalError(f"failed to listen on {options.grpc_address}: {detail}")
+            raise FatalError(
+                f"error running Sentry: could not listen on port {options.port}: {detail}"
+            )
         self.bound_port = bound
         await server.start()
         self.server_target.ready()
         self.log.info("Sentry is running; gRPC server listening on %s", options.grpc_address)
-
-        tasks = [
-            asyncio.create_task(
-                self._start_validator(v, validator_targets.get(id(v))), name="validator"
-            )
-            for v in validators
-        ]
-        tasks.append(asyncio.create_task(self.identity.keep_renewed(), name="identity"))
-        tasks.append(asyncio.create_task(self.store.watch(self.reload), name="watcher"))
-        if self.oidc_target is not None:
-            tasks.append(asyncio.create_task(self._serve_oidc(self.oidc_target), name="oidc"))
-        try:
-            await self._supervise(tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await server.stop(GRACE_PERIOD)
-            await self.store.close()
-            for validator in validators:
-                with contextlib.suppress(Exception):
-                    await validator.stop()
+        return server
 
     async def _supervise(self, tasks: list[asyncio.Task[None]]) -> None:
         pending = set(tasks)
@@ -186,14 +236,19 @@ class Sentry:
                 if isinstance(error, FatalError):
                     raise error
                 if error is not None:
-                    raise FatalError(f"{task.get_name()} failed: {error}") from error
+                    message = f"error running Sentry: {task.get_name()} failed: {error}"
+                    raise FatalError(message) from error
 
     async def _start_validator(self, validator: validators_mod.Validator, target: Any) -> None:
         try:
             await validator.start()
         except Exception as error:
-            name = validators_mod.kind_name(validator.kind)
-            raise FatalError(f"failed to start the {name} token validator: {error}") from None
+            from daprplane.plugins.sentry.validators import kind_name
+
+            raise FatalError(
+                "error running Sentry: failed to start the "
+                f"{kind_name(validator.kind)} token validator: {error}"
+            ) from None
         if target is not None:
             target.ready()
 
@@ -228,7 +283,7 @@ class Sentry:
                 on_ready=lambda _port: target.ready(),
             )
         except (ValueError, oidc.OidcServerError) as error:
-            raise FatalError(f"OIDC server failed: {error}") from None
+            raise FatalError(f"error running Sentry: OIDC server failed: {error}") from None
 
     def _record_ca(self, credentials: Any, changed: bool) -> None:
         issuer = credentials.bundle.issuer
@@ -237,6 +292,8 @@ class Sentry:
             self.metrics.issuer_changed()
 
     async def reload(self) -> None:
+        from daprplane.plugins.sentry.ca import CredentialsError
+
         self.log.info("Issuer credentials changed; reloading")
         self.metrics.issuer_changed()
         try:
