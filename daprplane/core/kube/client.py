@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import yaml
-
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: How long a token read from a file is used before the file is read again (bound tokens rotate).
 TOKEN_FILE_REFRESH = 60.0
@@ -139,6 +137,8 @@ def _file_or_data(section: Mapping[str, Any], key: str, base: str, what: str) ->
 
 def kubeconfig_file_config(path: str, context: str | None = None) -> ClusterConfig:
     """The cluster and user of ``context`` (default: the current context) in one kubeconfig."""
+    import yaml  # only here: in-cluster configuration, the usual case, never reads YAML
+
     try:
         with open(path, "rb") as handle:
             document = yaml.safe_load(handle)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:  # cryptography loads with the first certificate, not with the ID parser
+    from cryptography import x509
 
 SCHEME = "spiffe://"
 _TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
@@ -110,6 +112,8 @@ def parse_dapr(text: str) -> SpiffeId:
 
 def from_certificate(certificate: x509.Certificate) -> SpiffeId:
     """The SPIFFE ID of an X.509-SVID: exactly one URI SAN, and it must be a SPIFFE ID."""
+    from cryptography import x509
+
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from daprplane.plugins.sentry.ca.files import CredentialFiles
+from daprplane.plugins.sentry.ca.paths import CredentialFiles
 
 MODES = ("kubernetes", "standalone")
 

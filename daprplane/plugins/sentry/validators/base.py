@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from daprplane._proto.sentry.v1 import sentry_pb2
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 TokenValidator = sentry_pb2.SignCertificateRequest.TokenValidator
 

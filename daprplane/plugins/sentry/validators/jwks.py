@@ -24,9 +24,8 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from jwt.api_jws import PyJWS
 from jwt.exceptions import PyJWTError
 
@@ -37,6 +36,9 @@ from daprplane.core.security import spiffe
 from daprplane.plugins.sentry.jwt import EC_ALGORITHMS, RSA_ALGORITHMS, Jwk, parse_jwks
 from daprplane.plugins.sentry.validators import ValidatorSetupError, common
 from daprplane.plugins.sentry.validators.base import TokenValidator, Validation, ValidationError
+
+if TYPE_CHECKING:  # aiohttp loads only for a JWKS served over HTTP(S)
+    import aiohttp
 
 SOURCE_ERROR = (
     "failed to parse property 'location': not a URL, path to local file, or JSON value "
@@ -280,6 +282,8 @@ class JwksValidator:
     async def start(self) -> None:
         source = self._source
         if source.startswith(("https://", "http://")):
+            import aiohttp
+
             context = _ca_context(self._ca_certificate)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=context),
@@ -333,6 +337,8 @@ class JwksValidator:
     # -- sources ----------------------------------------------------------------------------------
 
     async def _fetch(self, url: str) -> tuple[list[Jwk], float | None]:
+        import aiohttp
+
         assert self._session is not None
         try:
             async with self._session.get(url, headers={"Accept": "application/json"}) as response:
