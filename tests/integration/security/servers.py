@@ -18,6 +18,7 @@ from daprplane.core.security.svid import Svid
 from tests.unit.security.ca_factory import CertificateAuthority, pem
 
 SENTRY_ID = "spiffe://localhost/ns/default/dapr-sentry"
+CLOCK_SKEW = timedelta(seconds=1)
 
 
 class FakeSentry(sentry_pb2_grpc.CAServicer):
@@ -39,7 +40,9 @@ class FakeSentry(sentry_pb2_grpc.CAServicer):
         spiffe_id = (
             f"spiffe://{request.trust_domain or 'public'}/ns/{request.namespace}/{request.id}"
         )
-        leaf = self.ca.leaf([spiffe_id], csr.public_key(), ttl=self.ttl)
+        # Backdated a second, as sentry backdates by its allowed clock skew: a leaf valid from
+        # this very second is "not yet valid" to a verifier if the clock steps back a little.
+        leaf = self.ca.leaf([spiffe_id], csr.public_key(), ttl=self.ttl, skew=CLOCK_SKEW)
         response = sentry_pb2.SignCertificateResponse(
             workload_certificate=pem(leaf, self.ca.issuer),
             trust_chain_certificates=[self.ca.anchors_pem],
