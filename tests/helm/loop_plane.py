@@ -12,7 +12,8 @@ Overrides, all of them, because the pods run on one loopback beside other tests:
 
   ========================= ====================================================================
   sentry                    ``--port`` ``--healthz-port`` ``--metrics-port``
-  placement                 ``--port`` ``--healthz-port`` ``--metrics-port``
+  placement                 ``--port`` ``--healthz-port`` ``--metrics-port``, and the raft
+                            port in ``--initial-cluster`` (its own entry, on 127.0.0.1)
   operator                  ``--port`` ``--webhook-server-port`` ``--healthz-port``
                             ``--metrics-port``
   injector                  ``--port`` ``--healthz-port`` ``--metrics-port``
@@ -105,7 +106,7 @@ class Component:
 
     workload: str
     pod: PodRoot
-    ports: dict[str, int]
+    ports: dict[str, int | str]  # port flags, and placement's --initial-cluster
     launch: Launch
     log: Path
     process: subprocess.Popen[bytes] | None = None
@@ -328,8 +329,13 @@ def _component(plane: LoopPlane, workload: str, ports: dict[str, int]) -> Compon
     stored = create_pod(plane.api, pod_from_template(rendered, pod_name(rendered)))
     pod = PodRoot(plane.cluster, plane.api, stored, plane.directory / stored["metadata"]["name"])
     pod.materialise()
+    flags: dict[str, int | str] = dict(ports)
+    if workload == PLACEMENT:
+        # The peer's own entry, as rendered but on loopback: its Service name does not resolve
+        # here, and placement listens for raft on that address.
+        flags["initial-cluster"] = f"{stored['metadata']['name']}=127.0.0.1:{free_port()}"
     log = plane.directory / f"{workload}.log"
-    return Component(workload, pod, ports, launch_for(pod, ports), log)
+    return Component(workload, pod, flags, launch_for(pod, flags), log)
 
 
 def _start(plane: LoopPlane) -> None:

@@ -324,7 +324,7 @@ def _mount_script(pod: PodRoot) -> str:
     return "\n".join(steps)
 
 
-def launch_for(pod: PodRoot, port_flags: Mapping[str, int]) -> Launch:
+def launch_for(pod: PodRoot, port_flags: Mapping[str, int | str]) -> Launch:
     """The container of ``pod`` as a local process (see the module docstring)."""
     container = pod.container
     fields = {"metadata.namespace": pod.namespace, "metadata.name": pod.name}
