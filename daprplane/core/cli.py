@@ -1,16 +1,22 @@
 """The launchers: ``daprplane`` and one ``daprplane-<component>`` console script per built-in.
 
 Each component becomes a click command whose options are the shared flags plus the component's
-own, parsed with Go pflag syntax (:mod:`daprplane.core.goflags`). Flag errors exit 2 with usage on
-stderr, as pflag does; everything after parsing is :mod:`daprplane.core.runtime`'s.
+own, parsed with Go pflag syntax (:mod:`daprplane.core.goflags`). A flag error exits 2 as pflag's
+does: its message, then the whole usage with every flag, on stderr. Everything after parsing is
+:mod:`daprplane.core.runtime`'s.
+
+Tools with ``--json`` report their failures through :func:`errors_as_json`, so that a script that
+asked for JSON gets JSON on standard output whether the command worked or not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -18,10 +24,53 @@ from daprplane import __version__
 from daprplane.core import goflags, runtime
 from daprplane.core import logging as dapr_logging
 from daprplane.core.component import ComponentSpec
-from daprplane.core.flags import SHARED, FlagValues
-from daprplane.core.host import PluginHost, Status
+from daprplane.core.flags import SHARED, Flag, FlagValues, Kind
+from daprplane.core.host import PluginHost, PluginRecord, Status
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class FlagError(click.UsageError):
+    """A command-line error shown as pflag shows one: the message, then the full usage."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(self.format_message(), file=file, err=True)
+        if self.ctx is not None:
+            click.echo(self.ctx.get_help(), file=file, err=True)
+
+
+def pflag_message(error: click.UsageError) -> str:
+    """``error`` in pflag's words where pflag has some (unknown flag, missing value)."""
+    if isinstance(error, click.NoSuchOption):
+        name = error.option_name
+        if name.startswith("--"):
+            return f"unknown flag: {name}"
+        return f"unknown shorthand flag: '{name[1:2]}' in {name}"
+    if isinstance(error, click.BadOptionUsage) and "requires" in error.message:
+        return f"flag needs an argument: {error.option_name}"
+    return error.format_message()
+
+
+class JsonError(click.ClickException):
+    """A failure reported as ``{"ok": false, "error": "<message>"}`` on standard output."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(json.dumps({"ok": False, "error": self.format_message()}))
+
+
+@contextlib.contextmanager
+def errors_as_json(enabled: bool) -> Iterator[None]:
+    """Around the body of a command that has ``--json``: when ``enabled``, a failure that exits
+    1 is reported as a JSON object on standard output (see :class:`JsonError`). Usage errors
+    (exit 2) stay on stderr: they come before the command knows what was asked for."""
+    try:
+        yield
+    except click.UsageError:
+        raise
+    except click.ClickException as error:
+        if not enabled:
+            raise
+        raise JsonError(error.format_message()) from None
 
 
 class _GoFlagParsing:
@@ -36,10 +85,8 @@ class _GoFlagParsing:
                 ctx, goflags.normalize(args, self.go_flags, subcommands)
             )
         except click.UsageError as error:
-            # Some parser errors come without a context, and click then omits the usage text
-            # that pflag always prints.
-            error.ctx = error.ctx or ctx
-            raise
+            # Some parser errors come without a context; pflag's usage needs one.
+            raise FlagError(pflag_message(error), error.ctx or ctx) from None
 
 
 class LazyGroup(click.Group):
@@ -111,6 +158,36 @@ def _launch(spec: ComponentSpec, host: PluginHost, values: dict[str, Any]) -> No
     sys.exit(runtime.run(spec, flag_values, host.hook))
 
 
+#: Metavars for the help, by flag kind; a click type's own name (TEXT, INTEGER) says less.
+_METAVARS = {
+    Kind.STRING: "TEXT",
+    Kind.INT: "INTEGER",
+    Kind.BOOL: "BOOL",
+    Kind.DURATION: "DURATION",
+    Kind.STRING_SLICE: "TEXT,...",
+}
+
+
+def _metavar(flag: Flag) -> str:
+    # Dapr types some ports as strings (--metrics-port) and others as integers (--port); both
+    # are read as port numbers, and the help says so alike.
+    if flag.name == "port" or flag.name.endswith("-port"):
+        return "PORT"
+    if flag.name.endswith(("-file", "-filename")) or flag.name == "kubeconfig":
+        return "FILE"
+    return _METAVARS[flag.kind]
+
+
+def flag_option(flag: Flag) -> click.Option:
+    """The click option of ``flag``, with a metavar that says what the value is and no
+    ``[default: ()]`` for a list that is empty by default."""
+    option = goflags.option(flag)
+    option.metavar = _metavar(flag)
+    if flag.kind is Kind.STRING_SLICE and not callable(flag.default) and not flag.default:
+        option.show_default = False
+    return option
+
+
 def component_command(
     spec: ComponentSpec, host: PluginHost, name: str | None = None
 ) -> click.Command:
@@ -121,7 +198,7 @@ def component_command(
             _launch(spec, host, values)
 
     settings: dict[str, Any] = {
-        "params": [goflags.option(flag) for flag in flags],
+        "params": [flag_option(flag) for flag in flags],
         "callback": callback,
         "help": spec.summary,
         "short_help": spec.summary,
@@ -138,30 +215,45 @@ def component_command(
 def _host() -> PluginHost:
     host = PluginHost()
     host.load_entry_points()
+    # A misspelt name would otherwise disable (or fail to disable) plugins without a word.
+    for warning in host.selection_warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     return host
+
+
+PLUGIN_COLUMNS = ("PLUGIN", "STATUS", "DISTRIBUTION", "COMPONENTS", "REASON")
+
+
+def plugin_table(records: Sequence[PluginRecord]) -> list[str]:
+    """The lines of ``daprplane plugins``: a header, then one row per entry point."""
+    rows = [PLUGIN_COLUMNS] + [
+        (
+            record.name,
+            record.status.value,
+            record.distribution,
+            ", ".join(record.components) or "-",
+            record.reason,
+        )
+        for record in records
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(PLUGIN_COLUMNS))]
+    return [
+        "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def _plugins_command(host: PluginHost) -> click.Command:
     @click.command("plugins", context_settings=CONTEXT)
     def plugins() -> None:
         """List plugins: what loaded, what did not, and why."""
-        width = max((len(record.name) for record in host.records), default=0)
-        for record in host.records:
-            components = ", ".join(record.components) or "-"
-            line = (
-                f"{record.name:<{width}}  {record.status.value:<9} "
-                f"{record.distribution:<28} {components}"
-            )
-            if record.reason:
-                line += f"  ({record.reason})"
+        for line in plugin_table(host.records):
             click.echo(line)
 
     return plugins
 
 
-@click.command("version", context_settings=CONTEXT)
-def version() -> None:
-    """Print the daprplane version and the placement ring implementation in use."""
+def _echo_version() -> None:
     click.echo(f"daprplane {__version__}")
     try:
         from daprplane import ring
@@ -170,6 +262,28 @@ def version() -> None:
     except Exception as error:  # a broken ring must not hide the version
         click.echo(f"ring: unavailable ({type(error).__name__}: {error})")
     click.echo(f"python: {sys.version.split()[0]}")
+
+
+@click.command("version", context_settings=CONTEXT)
+def version() -> None:
+    """Print the daprplane version and the placement ring implementation in use."""
+    _echo_version()
+
+
+def _version_flag(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        _echo_version()
+        ctx.exit()
+
+
+VERSION_OPTION = click.Option(
+    ["--version"],
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version_flag,
+    help="Print the version (as `daprplane version` does) and exit.",
+)
 
 
 LOCAL_COMMANDS = {
@@ -181,7 +295,13 @@ LOCAL_COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> None:
     """``daprplane``: every component as a subcommand, plus ``plugins`` and ``version``."""
     host = _host()
-    group = LazyGroup("daprplane", context_settings=CONTEXT, help=main.__doc__, lazy=LOCAL_COMMANDS)
+    group = LazyGroup(
+        "daprplane",
+        context_settings=CONTEXT,
+        help="The Dapr control plane: every component as a subcommand, and tools beside them.",
+        lazy=LOCAL_COMMANDS,
+        params=[VERSION_OPTION],
+    )
     for spec in host.components.values():
         group.add_command(component_command(spec, host))
     group.add_command(_plugins_command(host))

@@ -62,6 +62,10 @@ class PluginHost:
         self.manager.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
         self.components: dict[str, ComponentSpec] = {}
+        #: Names in ``DAPRPLANE_PLUGINS`` / ``DAPRPLANE_DISABLE_PLUGINS`` that match no entry
+        #: point, by variable; see :meth:`selection_warnings`.
+        self.unknown_names: dict[str, list[str]] = {}
+        self._entry_point_names: list[str] = []
 
     @property
     def hook(self) -> pluggy.HookRelay:
@@ -74,8 +78,15 @@ class PluginHost:
     def load(self, entry_points: Iterable[importlib.metadata.EntryPoint]) -> None:
         allowed = _names(self.environ.get(ALLOW_ENV))
         disabled = _names(self.environ.get(DISABLE_ENV)) or set()
+        entry_points = sorted(entry_points, key=lambda ep: ep.name)
+        present = {entry_point.name for entry_point in entry_points}
+        self._entry_point_names = sorted(present)
+        for variable, selection in ((ALLOW_ENV, allowed or set()), (DISABLE_ENV, disabled)):
+            unknown = sorted(selection - present)
+            if unknown:
+                self.unknown_names[variable] = unknown
         seen: set[str] = set()
-        for entry_point in sorted(entry_points, key=lambda ep: ep.name):
+        for entry_point in entry_points:
             if entry_point.name in seen:
                 continue  # the same distribution visible twice on sys.path
             seen.add(entry_point.name)
@@ -121,6 +132,17 @@ class PluginHost:
         names = tuple(spec.name for spec in specs)
         self._record(name, distribution, Status.LOADED, components=names)
         return True
+
+    def selection_warnings(self) -> list[str]:
+        """One line per variable that names plugins no entry point has: the selection is still
+        honoured (naming only unknown plugins in ``DAPRPLANE_PLUGINS`` loads none), but a
+        misspelt name should not go unnoticed."""
+        known = ", ".join(self._entry_point_names) or "none"
+        return [
+            f"{variable} names plugins that are not installed: {', '.join(names)} "
+            f"(installed plugins: {known})"
+            for variable, names in self.unknown_names.items()
+        ]
 
     def failures(self) -> list[PluginRecord]:
         return [record for record in self.records if record.status is Status.FAILED]

@@ -42,15 +42,26 @@ async def serving(
     what: str,
     *,
     ssl_context: Any = None,
+    shutdown_timeout: float | None = None,
 ) -> AsyncIterator[None]:
     """Serve ``app`` on ``host:port`` (``""`` = every interface), over TLS with ``ssl_context``
-    when one is given, until the block ends. ``app`` is a :mod:`daprplane.core.httpserver`
-    application or an aiohttp one (the operator's conversion webhook)."""
+    when one is given, until the block ends; failing to listen is a :class:`FatalError` naming
+    ``what``. ``app`` is a :mod:`daprplane.core.httpserver` application or an aiohttp one (the
+    webhooks), which gets ``shutdown_timeout`` seconds to finish requests in flight."""
     from daprplane.core import httpserver
 
     if not isinstance(app, httpserver.Application):
-        async with _serving_aiohttp(app, host, port, what, ssl_context) as served:
-            yield served
+        from daprplane.core import aioserver
+
+        async with contextlib.AsyncExitStack() as stack:
+            served = aioserver.serving(
+                app, host, port, ssl_context=ssl_context, shutdown_timeout=shutdown_timeout
+            )
+            try:
+                await stack.enter_async_context(served)
+            except aioserver.BindError as error:
+                raise FatalError(f"failed to start {what} on {error}") from None
+            yield
         return
     server = httpserver.Server(app)
     try:
@@ -61,25 +72,6 @@ async def serving(
         yield
     finally:
         await server.close()
-
-
-@contextlib.asynccontextmanager
-async def _serving_aiohttp(
-    app: web.Application, host: str, port: int, what: str, ssl_context: Any
-) -> AsyncIterator[None]:
-    from aiohttp import web
-
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host or None, port, ssl_context=ssl_context, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as error:
-            raise FatalError(f"failed to start {what} on {host or '*'}:{port}: {error}") from None
-        yield
-    finally:
-        await runner.cleanup()
 
 
 def _port(value: str | int, flag: str) -> int:

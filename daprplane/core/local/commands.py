@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from daprplane.core.cli import errors_as_json
 from daprplane.core.local import plan
 from daprplane.core.local.layout import STATE_DIR_ENV, StateDir, default_state_dir
 from daprplane.core.local.report import StatusReport, render_text
@@ -164,16 +165,17 @@ async def _cluster_report(kubeconfig: str | None, namespace: str) -> StatusRepor
 def status(state_dir: Path | None, kubeconfig: str | None, namespace: str, as_json: bool) -> None:
     """What runs (locally under `daprplane up`, or in a cluster): health, leaders, tables,
     certificate expiry. Exits 1 when something is not running or not healthy."""
-    if kubeconfig:
-        from daprplane.core.kube.client import KubeConfigError
+    with errors_as_json(as_json):
+        if kubeconfig:
+            from daprplane.core.kube.client import KubeConfigError
 
-        try:
-            report = asyncio.run(_cluster_report(kubeconfig, namespace))
-        except KubeConfigError as error:
-            raise click.ClickException(str(error)) from None
-    else:
-        from daprplane.core.local.local_status import local_status
+            try:
+                report = asyncio.run(_cluster_report(kubeconfig, namespace))
+            except KubeConfigError as error:
+                raise click.ClickException(str(error)) from None
+        else:
+            from daprplane.core.local.local_status import local_status
 
-        report = local_status(StateDir(state_dir or default_state_dir()))
+            report = local_status(StateDir(state_dir or default_state_dir()))
     click.echo(report.to_json() if as_json else render_text(report))
     sys.exit(0 if report.ok else 1)

@@ -2,9 +2,9 @@
 
 A gRPC servicer gets the peer's leaf from ``context.auth_context()["x509_pem_cert"]`` when gRPC
 terminated TLS, or from the :class:`~daprplane.core.security.front.MtlsFront` that terminated it
-and relayed the connection. Dapr peers must carry exactly one URI SAN with a Dapr path
-``/ns/<namespace>/<app-id>``; anything else is unauthenticated. What an identified peer may do is
-then an :data:`Authorizer`'s decision.
+and relayed the connection, which records it in a :class:`RelayedPeers`. Dapr peers must carry
+exactly one URI SAN with a Dapr path ``/ns/<namespace>/<app-id>``; anything else is
+unauthenticated. What an identified peer may do is then an :data:`Authorizer`'s decision.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from daprplane.core.security.svid import SvidError, verify_leaf
 #: Raises :class:`PermissionDeniedError` for a peer it does not accept.
 Authorizer = Callable[[SpiffeId], None]
 
-# Peers of connections relayed by an MtlsFront, keyed by the gRPC peer string of the relay end.
-_relayed: dict[str, x509.Certificate] = {}
-
 
 class PeerAuthError(Exception):
     code = grpc.StatusCode.UNAUTHENTICATED
@@ -38,19 +35,52 @@ class PermissionDeniedError(PeerAuthError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+class RelayedPeers:
+    """The client certificates of the connections one TLS front relays to its gRPC server.
+
+    Each relayed connection reaches the server from its own socket, whose gRPC peer string is
+    the key. The front that verified the certificates owns this map; the servicers behind it
+    pass it to :func:`peer_id` (or :func:`authorize`), so two fronts never see each other's
+    peers.
+    """
+
+    def __init__(self) -> None:
+        self._certificates: dict[str, x509.Certificate] = {}
+
+    def add(self, grpc_peer: str, certificate: x509.Certificate) -> None:
+        self._certificates[grpc_peer] = certificate
+
+    def discard(self, grpc_peer: str) -> None:
+        self._certificates.pop(grpc_peer, None)
+
+    def get(self, grpc_peer: str) -> x509.Certificate | None:
+        return self._certificates.get(grpc_peer)
+
+    def __len__(self) -> int:
+        return len(self._certificates)
+
+
+#: Where :func:`register_relayed_peer` records peers, for fronts that do not own a map yet; a
+#: lookup without a map of its own falls back to it.
+UNOWNED = RelayedPeers()
+
+
 def register_relayed_peer(grpc_peer: str, certificate: x509.Certificate) -> None:
-    _relayed[grpc_peer] = certificate
+    """Record a relayed peer in :data:`UNOWNED`; a front that owns a :class:`RelayedPeers`
+    adds to that instead."""
+    UNOWNED.add(grpc_peer, certificate)
 
 
 def unregister_relayed_peer(grpc_peer: str) -> None:
-    _relayed.pop(grpc_peer, None)
+    UNOWNED.discard(grpc_peer)
 
 
-def peer_certificate(context: Any) -> x509.Certificate:
-    """The verified client leaf of a ``grpc.aio.ServicerContext`` (or a sync one)."""
-    relayed = _relayed.get(context.peer())
-    if relayed is not None:
-        return relayed
+def peer_certificate(context: Any, relayed: RelayedPeers | None = None) -> x509.Certificate:
+    """The verified client leaf of a ``grpc.aio.ServicerContext`` (or a sync one): the one a
+    TLS front recorded in ``relayed`` for this connection, else the one gRPC verified."""
+    certificate = (UNOWNED if relayed is None else relayed).get(context.peer())
+    if certificate is not None:
+        return certificate
     pems = (context.auth_context() or {}).get("x509_pem_cert") or []
     if not pems:
         raise UnauthenticatedError("peer presented no client certificate")
@@ -68,19 +98,22 @@ def dapr_id(spiffe_id: SpiffeId) -> SpiffeId:
     return spiffe_id
 
 
-def peer_id(context: Any) -> SpiffeId:
-    """The caller's Dapr SPIFFE ID, or :class:`UnauthenticatedError` saying why there is none."""
+def peer_id(context: Any, relayed: RelayedPeers | None = None) -> SpiffeId:
+    """The caller's Dapr SPIFFE ID, or :class:`UnauthenticatedError` saying why there is none.
+    ``relayed``: the peers of the TLS front the server listens behind, if it does."""
     try:
-        return dapr_id(verify_leaf(peer_certificate(context)))
+        return dapr_id(verify_leaf(peer_certificate(context, relayed)))
     except SvidError as error:
         raise UnauthenticatedError(str(error)) from None
 
 
-async def authorize(context: Any, authorizer: Authorizer | None = None) -> SpiffeId:
+async def authorize(
+    context: Any, authorizer: Authorizer | None = None, relayed: RelayedPeers | None = None
+) -> SpiffeId:
     """:func:`peer_id` checked by ``authorizer``; on failure the call is aborted with
     UNAUTHENTICATED or PERMISSION_DENIED and the reason (``context.abort`` raises)."""
     try:
-        identity = peer_id(context)
+        identity = peer_id(context, relayed)
         if authorizer is not None:
             authorizer(identity)
         return identity

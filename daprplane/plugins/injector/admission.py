@@ -12,13 +12,13 @@ drop the connection) gets the same kind of answer.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-ENABLED_ANNOTATION = "dapr.io/enabled"
-APP_ID_ANNOTATION = "dapr.io/app-id"
+from daprplane.plugins.injector.podsettings import PodSettings
 
 
 class ReviewError(ValueError):
@@ -61,6 +61,11 @@ class AdmissionRequest:
     @property
     def uid(self) -> str:
         return self.echo.uid or ""
+
+    @functools.cached_property
+    def pod(self) -> PodSettings:
+        """``object`` read as a pod, once per request: every step of the answer shares it."""
+        return PodSettings(self.object)
 
 
 def _string(value: Any, where: str, echo: Echo) -> str:
@@ -162,37 +167,17 @@ def parse_review(body: bytes) -> AdmissionRequest:
 
 
 # -- reading the pod --------------------------------------------------------------------------
-
-
-def annotations_of(obj: Any) -> Mapping[str, Any]:
-    if not isinstance(obj, Mapping):
-        return {}
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return {}
-    annotations = metadata.get("annotations")
-    return annotations if isinstance(annotations, Mapping) else {}
+# One-off questions about a pod outside a request; the webhook asks ``review.pod``.
 
 
 def dapr_enabled(obj: Any) -> bool:
-    """Dapr's pre-check: a pod that cannot be read counts as enabled (it fails later with a
-    clear message); a readable one needs ``dapr.io/enabled`` equal to ``true`` in any case."""
-    if not isinstance(obj, Mapping) or not obj:
-        return True
-    value = annotations_of(obj).get(ENABLED_ANNOTATION)
-    return isinstance(value, str) and value.lower() == "true"
+    """Dapr's pre-check (:attr:`PodSettings.enabled`)."""
+    return PodSettings(obj).enabled
 
 
 def app_id_of(obj: Any) -> str:
-    """The app id metrics and logs name: the ``dapr.io/app-id`` annotation, else the pod name."""
-    value = annotations_of(obj).get(APP_ID_ANNOTATION)
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(obj, Mapping):
-        metadata = obj.get("metadata")
-        if isinstance(metadata, Mapping) and isinstance(metadata.get("name"), str):
-            return str(metadata["name"])
-    return ""
+    """The app id metrics and logs name (:attr:`PodSettings.app_id`)."""
+    return PodSettings(obj).app_id
 
 
 # -- answers ----------------------------------------------------------------------------------

@@ -20,8 +20,10 @@ from daprplane.plugins.injector.goparse import is_truthy, parse_go_int
 log = logging.getLogger("dapr.injector")
 
 PREFIX = "dapr.io/"
+# The annotations the injector asks about before it reads the rest (see podsettings.py).
 ENABLED = "dapr.io/enabled"
 APP_ID = "dapr.io/app-id"
+INJECT_PLUGGABLE_COMPONENTS = "dapr.io/inject-pluggable-components"
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,8 @@ def _int64(value: str) -> int | None:
 
 # annotation -> (field, reader). A reader returning None leaves the default in place.
 _READERS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "dapr.io/enabled": ("enabled", is_truthy),
-    "dapr.io/app-id": ("app_id", _string),
+    ENABLED: ("enabled", is_truthy),
+    APP_ID: ("app_id", _string),
     "dapr.io/app-port": ("app_port", _int32),
     "dapr.io/config": ("config", _string),
     "dapr.io/app-protocol": ("app_protocol", _string),
@@ -171,7 +173,7 @@ _READERS: dict[str, tuple[str, Callable[[str], Any]]] = {
         "pluggable_components_sockets_folder",
         _string,
     ),
-    "dapr.io/inject-pluggable-components": ("inject_pluggable_components", is_truthy),
+    INJECT_PLUGGABLE_COMPONENTS: ("inject_pluggable_components", is_truthy),
     "dapr.io/app-channel-address": ("app_channel_address", _string),
     "dapr.io/sentry-request-jwt-audiences": ("sentry_request_jwt_audiences", _string),
     "dapr.io/sidecar-svc-annotations": ("sidecar_svc_annotations", _string),
@@ -181,6 +183,12 @@ _READERS: dict[str, tuple[str, Callable[[str], Any]]] = {
 
 #: Every annotation the injector reads.
 ANNOTATIONS: tuple[str, ...] = tuple(_READERS)
+_ANNOTATION_OF_FIELD = {field: annotation for annotation, (field, _) in _READERS.items()}
+
+
+def annotation_of(field: str) -> str:
+    """The annotation that sets a :class:`SidecarSettings` field, for messages that name it."""
+    return _ANNOTATION_OF_FIELD[field]
 
 
 def read_settings(

@@ -14,13 +14,14 @@ from typing import Any
 import pluggy
 
 from daprplane.plugins.injector.addresses import ControlPlaneAddresses
-from daprplane.plugins.injector.annotations import ENABLED, SidecarSettings, read_settings
+from daprplane.plugins.injector.annotations import SidecarSettings
 from daprplane.plugins.injector.config import InjectorConfig
 from daprplane.plugins.injector.containerops import Operation, add, env_ops, escape, mount_ops
 from daprplane.plugins.injector.daprd_args import HTTP_PORT, ArgsContext
 from daprplane.plugins.injector.errors import PatchError
 from daprplane.plugins.injector.hooks import InjectorHooks
 from daprplane.plugins.injector.pluggable import find_components
+from daprplane.plugins.injector.podsettings import PodSettings
 from daprplane.plugins.injector.podview import PodView
 from daprplane.plugins.injector.sidecar import SIDECAR_NAME, SidecarContext, build_sidecar, env_var
 from daprplane.plugins.injector.volumes import token_volume, uds_mount, uds_volume
@@ -36,29 +37,12 @@ _DNS1123_LABEL_MESSAGE = (
 
 
 def needs_injection(pod: Any) -> bool:
-    """Whether the webhook should inject: ``dapr.io/enabled`` is ``true`` and no daprd yet.
+    """Whether the webhook should inject (:attr:`PodSettings.needs_injection`).
 
     Dapr's handler accepts only a case-insensitive ``"true"`` here, although the patcher behind
-    it would take any truthy value; the handler decides. A pod that is not a JSON object, or
-    whose fields have the wrong types, is not injected here: :func:`build_patch` reports it.
+    it would take any truthy value; the handler decides.
     """
-    if not isinstance(pod, Mapping):
-        return False
-    metadata = pod.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    value = annotations.get(ENABLED) if isinstance(annotations, Mapping) else None
-    if not (isinstance(value, str) and value.isascii() and value.lower() == "true"):
-        return False
-    spec = pod.get("spec")
-    if not isinstance(spec, Mapping):
-        return True
-    for field in ("containers", "initContainers"):
-        containers = spec.get(field)
-        if isinstance(containers, list) and any(
-            isinstance(c, Mapping) and c.get("name") == SIDECAR_NAME for c in containers
-        ):
-            return False
-    return True
+    return PodSettings.of(pod).needs_injection
 
 
 def validate_app_id(app_id: str) -> None:
@@ -77,7 +61,7 @@ def validate_app_id(app_id: str) -> None:
 
 
 def build_patch(
-    pod: Mapping[str, Any],
+    pod: Mapping[str, Any] | PodSettings,
     config: InjectorConfig,
     *,
     namespace: str,
@@ -89,7 +73,8 @@ def build_patch(
     components: Sequence[Mapping[str, Any]] | None = None,
     on_plugin_failure: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """The JSON patch (a list of operations) that injects daprd into ``pod``.
+    """The JSON patch (a list of operations) that injects daprd into ``pod``: the admitted
+    object, or the request's reading of it (which then need not be read again).
 
     - ``namespace``: the admission request's namespace (Dapr uses it, not the pod's).
     - ``trust_anchors``: the PEM text of the trust-anchor file, copied into the sidecar env.
@@ -107,12 +92,9 @@ def build_patch(
     :class:`PatchError` for a pod that cannot be injected (its message is Dapr's where Dapr has
     one, e.g. for an invalid app id) or a plugin failure under the ``deny`` policy.
     """
-    view = PodView(pod)
-    settings = read_settings(
-        view.annotations,
-        native_sidecar_default=config.native_sidecar_enabled,
-        sockets_folder_default=config.component_sockets_folder,
-    )
+    admitted = PodSettings.of(pod)
+    view = admitted.view
+    settings = admitted.sidecar(config)
     if not settings.enabled or view.has_container(SIDECAR_NAME):
         return []
     app_id = settings.app_id or view.name
@@ -132,7 +114,8 @@ def build_patch(
         components_socket_mount=pluggable.mount,
     )
     sidecar = build_sidecar(settings, config, view, context)
-    sidecar = plugins.edit_sidecar(sidecar, pod, view.annotations)
+    raw = admitted.raw
+    sidecar = plugins.edit_sidecar(sidecar, raw, view.annotations)
 
     ops: list[Operation] = []
     if not view.containers:
@@ -147,8 +130,8 @@ def build_patch(
     volumes_exist = bool(view.volumes) or bool(volume_ops)
     ops += pluggable.ops(volumes_exist, view.volume_names)
 
-    ops += plugins.edit_pod(pod, view.annotations)
-    return plugins.edit_patch(ops, pod)
+    ops += plugins.edit_pod(raw, view.annotations)
+    return plugins.edit_patch(ops, raw)
 
 
 def _volume_ops(

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 LIST_TIMEOUT = 10.0
 #: Lookups made while the API server waits for the admission answer (its own timeout is 10 s).
 LOOKUP_TIMEOUT = 5.0
-PLUGGABLE_ANNOTATION = "dapr.io/inject-pluggable-components"
 MTLS_CACHE_SECONDS = 5.0
 
 
@@ -174,14 +173,15 @@ class InjectorService:
         self, pod: Mapping[str, Any], review: AdmissionRequest
     ) -> Sequence[Mapping[str, Any]]:
         from daprplane.plugins.injector import patcher
-        from daprplane.plugins.injector.admission import annotations_of
 
+        # ``pod`` is ``review.object``; ``review.pod`` is the handler's reading of it, reused.
+        admitted = review.pod
         components = None
         # Listed only for pods that ask for pluggable components (the patcher reads the value).
-        if PLUGGABLE_ANNOTATION in annotations_of(pod):
+        if admitted.asks_for_components:
             components = await self.components(review.namespace)
         return patcher.build_patch(
-            pod,
+            admitted,
             self.config,
             namespace=review.namespace,
             trust_anchors=self.anchors_pem,
@@ -236,7 +236,6 @@ class InjectorService:
                 metrics=self.metrics,
                 log=self.log,
                 expected_errors=(patcher.PatchError,),
-                needs_injection=patcher.needs_injection,
             )
             await self._serve(handler, identity.tls.context, stack)
             self.service_target.ready()
@@ -249,27 +248,21 @@ class InjectorService:
     async def _serve(
         self, handler: MutateHandler, ssl_context: Any, stack: contextlib.AsyncExitStack
     ) -> None:
-        from aiohttp import web
-
+        from daprplane.core.runtime import serving
         from daprplane.plugins.injector.webhook import application
 
         flags = self.context.flags
-        host, port = flags.listen_address or None, int(flags.port)
-        runner = web.AppRunner(
-            application(handler),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=GRACE_PERIOD,
+        host, port = flags.listen_address or "", int(flags.port)
+        await stack.enter_async_context(
+            serving(
+                application(handler),
+                host,
+                port,
+                "the webhook server",
+                ssl_context=ssl_context,
+                shutdown_timeout=GRACE_PERIOD,
+            )
         )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as error:
-            raise FatalError(
-                f"failed to start the webhook server on {host or '*'}:{port}: {error}"
-            ) from None
         self.log.info("Sidecar injector is listening on %s:%d", host or "*", port)
 
 

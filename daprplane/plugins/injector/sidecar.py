@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from daprplane.plugins.injector.annotations import SidecarSettings
+from daprplane.plugins.injector.annotations import SidecarSettings, annotation_of
 from daprplane.plugins.injector.config import InjectorConfig
 from daprplane.plugins.injector.daprd_args import (
     DAPRD_BINARY,
@@ -122,18 +122,15 @@ def _ports(settings: SidecarSettings) -> list[dict[str, Any]]:
 def _check_ports(settings: SidecarSettings) -> None:
     # Dapr copies any int32 into containerPort and the API server then rejects the pod with a
     # message about the sidecar's spec; naming the annotation is clearer.
-    ports = [
-        ("dapr.io/grpc-port", settings.grpc_port),
-        ("dapr.io/internal-grpc-port", settings.internal_grpc_port),
-        ("dapr.io/metrics-port", settings.metrics_port),
-    ]
+    fields = ["grpc_port", "internal_grpc_port", "metrics_port"]
     if settings.enable_debug:
-        ports.append(("dapr.io/debug-port", settings.debug_port))
-    for annotation, port in ports:
+        fields.append("debug_port")
+    for field in fields:
+        port = getattr(settings, field)
         if not 1 <= port <= 65535:
             raise PatchError(
-                f"invalid value for annotation {annotation}: {port} is not a port number "
-                "between 1 and 65535"
+                f"invalid value for annotation {annotation_of(field)}: {port} is not a port "
+                "number between 1 and 65535"
             )
 
 

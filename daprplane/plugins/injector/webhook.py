@@ -36,7 +36,7 @@ JSON = "application/json"
 
 Patch = Sequence[Mapping[str, Any]]
 #: ``(pod, request) -> JSON patch`` (or an awaitable of it); raises to refuse the pod with the
-#: exception's message.
+#: exception's message. ``request.pod`` is the pod as the handler read it, to build on.
 PatchBuilder = Callable[[Mapping[str, Any], AdmissionRequest], Patch | Awaitable[Patch]]
 
 
@@ -64,6 +64,7 @@ class MutateHandler:
     #: Exceptions of ``build_patch`` that are refusals, not bugs (logged without a traceback).
     expected_errors: tuple[type[Exception], ...] = ()
     #: ``(pod) -> bool``: False for pods that are already injected (the API server reinvokes).
+    #: ``None`` asks the request's own reading (:attr:`PodSettings.needs_injection`).
     needs_injection: Callable[[Mapping[str, Any]], bool] | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -90,12 +91,12 @@ class MutateHandler:
     async def answer(self, review: AdmissionRequest) -> bytes:
         """The AdmissionReview answering ``review`` (steps 4 to 7)."""
         pod = review.object
-        app_id = admission.app_id_of(pod)
+        app_id = review.pod.app_id
         if review.kind != "Pod":
             self.log.error("Invalid kind for review: %s", review.kind)
             self.metrics.failure(app_id, "pod_patch")
             return admission.allowed(review.echo)
-        if not admission.dapr_enabled(pod):
+        if not review.pod.enabled:
             return admission.allowed(review.echo)
         user = review.user
         if not self.authorizer.allows(user.username, user.uid, user.groups):
@@ -112,7 +113,7 @@ class MutateHandler:
                 "could not unmarshal raw object: "
                 f"expected a JSON object, got {admission.json_type(pod)}",
             )
-        if self.needs_injection is not None and not self.needs_injection(pod):
+        if not self._needs_injection(review):
             return admission.allowed(review.echo)
         try:
             result = self.build_patch(pod, review)
@@ -131,6 +132,11 @@ class MutateHandler:
             self.log.info("Sidecar injector succeeded injection for app '%s'", app_id)
             self.metrics.success(app_id)
         return body
+
+    def _needs_injection(self, review: AdmissionRequest) -> bool:
+        if self.needs_injection is None:
+            return review.pod.needs_injection
+        return self.needs_injection(review.object)
 
     def _refuse(self, review: AdmissionRequest, app_id: str, message: str) -> bytes:
         self.log.error("Sidecar injector failed to inject for app '%s'. Error: %s", app_id, message)

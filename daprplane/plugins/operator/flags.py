@@ -8,6 +8,9 @@ Flags Dapr parses but ignores:
 
 - ``--metrics-listen-address`` (core): Dapr binds the exporter to every interface. We honour it.
 - ``--healthz-listen-address`` (core): honoured only by newer Dapr releases. We honour it.
+
+Flags Dapr honours and we accept but ignore (their help says so): ``--cache-sync-period`` (see
+``docs/compat.md``) and ``--enable-argo-rollout-service-reconciler`` (no Rollout controller).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ FLAGS: tuple[Flag, ...] = (
     boolean(
         "enable-argo-rollout-service-reconciler",
         False,
-        "Also create Services for Dapr-enabled Argo Rollouts.",
+        "Accepted for compatibility and ignored: Services are kept for Deployments and "
+        "StatefulSets only, not for Argo Rollouts.",
     ),
     boolean(
         "watchdog-can-patch-pod-labels",
@@ -76,12 +80,13 @@ FLAGS: tuple[Flag, ...] = (
     duration(
         "cache-sync-period",
         "0s",
-        "How often watched resources are resynced in full; 0s keeps the 10h default.",
+        "Accepted for compatibility and ignored: the caches follow their watches and list "
+        "again whenever a watch cannot resume.",
     ),
     string(
         "kubeconfig",
         "",
-        "Kubeconfig to use; empty falls back to $KUBECONFIG, the in-cluster configuration, "
-        "then ~/.kube/config.",
+        "Kubeconfig to use outside a cluster (the in-cluster configuration wins when there is "
+        "one); empty falls back to the first file of $KUBECONFIG.",
     ),
 )

@@ -16,10 +16,13 @@ from typing import Any
 import click
 
 from daprplane.core import goduration
+from daprplane.core.cli import errors_as_json
 
 __all__ = ["COMMANDS", "locate", "simulate"]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+#: The logger trees of daprplane's own code: Dapr's scopes (``dapr.*``) and the package's.
+OWN_LOGGERS = ("dapr", "daprplane")
 RING_CHOICES = click.Choice(["auto", "rust", "python"])
 PLOT_EXTRA = "pip install 'daprplane[plot]'"
 
@@ -41,6 +44,19 @@ def _seconds(text: str) -> float:
         return goduration.parse(text).total_seconds()
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+
+
+def _configure_logging(verbose: bool) -> None:
+    """``-v`` shows what daprplane's own loggers say, down to debug, on stderr; the libraries
+    underneath (asyncio, gRPC) keep to their warnings. Without it only critical lines show."""
+    logging.basicConfig(
+        level=logging.WARNING if verbose else logging.CRITICAL,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if verbose:
+        for name in OWN_LOGGERS:
+            logging.getLogger(name).setLevel(logging.DEBUG)
 
 
 def _addresses(values: Sequence[str]) -> list[str]:
@@ -136,11 +152,7 @@ def locate(
 
     Connects like an actor-less sidecar, waits for the namespace's table and looks the actor up
     on its type's ring."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.CRITICAL,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(verbose)
     options = {
         "addresses": _addresses(addresses),
         "namespace": namespace,
@@ -159,7 +171,8 @@ def locate(
         else None
     )
     wait = _seconds(timeout)
-    owner, version = asyncio.run(_locate(options, security, actor_type, actor_id, wait))
+    with errors_as_json(as_json):
+        owner, version = asyncio.run(_locate(options, security, actor_type, actor_id, wait))
     if as_json:
         click.echo(
             json.dumps(
@@ -340,51 +353,61 @@ def simulate(
     from daprplane.plugins.placement import simulate as simulation
     from daprplane.plugins.placement.scenarios import parse_count, parse_scenario
 
-    if plot_path is not None:
+    with errors_as_json(as_json):
+        if plot_path is not None:
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                raise ToolError(
+                    f"--plot needs matplotlib, which is not installed: {PLOT_EXTRA}"
+                ) from None
         try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ToolError(
-                f"--plot needs matplotlib, which is not installed: {PLOT_EXTRA}"
-            ) from None
-    try:
-        plan = parse_scenario(scenario)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--scenario") from None
-    try:
-        count = parse_count(actors)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--actors") from None
-    names = _host_list(hosts)
-    try:
-        # Importing the ring package selects an implementation, which fails on a broken one.
-        from daprplane import ring as ring_package
+            plan = parse_scenario(scenario)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--scenario") from None
+        try:
+            count = parse_count(actors)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--actors") from None
+        names = _host_list(hosts)
+        try:
+            # Importing the ring package selects an implementation, which fails on a broken one.
+            from daprplane import ring as ring_package
 
-        ring_impl = ring_package.select() if ring == "auto" else ring_package.implementation(ring)
-    except ImportError as error:
-        raise ToolError(f"the placement ring cannot be loaded: {error}") from None
-    try:
-        result = simulation.simulate(
-            ring_impl,
-            names,
-            plan,
-            actors=count,
-            replication_factor=replication_factor,
-            chunk=chunk,
-        )
-    except ValueError as error:
-        raise ToolError(str(error)) from None
-    if as_json:
-        click.echo(json.dumps(result.as_dict(per_host=per_host), indent=2))
-    else:
-        click.echo(simulation.render_text(result))
-    if plot_path is not None:
+            ring_impl = (
+                ring_package.select() if ring == "auto" else ring_package.implementation(ring)
+            )
+        except ImportError as error:
+            raise ToolError(f"the placement ring cannot be loaded: {error}") from None
         try:
-            simulation.plot(result, plot_path)
-        except OSError as error:
-            raise ToolError(f"cannot write {plot_path}: {error}") from None
-        if not as_json:
+            result = simulation.simulate(
+                ring_impl,
+                names,
+                plan,
+                actors=count,
+                replication_factor=replication_factor,
+                chunk=chunk,
+            )
+        except ValueError as error:
+            raise ToolError(str(error)) from None
+        if as_json:
+            # The plot first, so that standard output holds one JSON document either way.
+            _write_plot(simulation, result, plot_path)
+            click.echo(json.dumps(result.as_dict(per_host=per_host), indent=2))
+            return
+        click.echo(simulation.render_text(result))
+        if plot_path is not None:
+            _write_plot(simulation, result, plot_path)
             click.echo(f"plot written to {plot_path}")
+
+
+def _write_plot(simulation: Any, result: Any, plot_path: str | None) -> None:
+    if plot_path is None:
+        return
+    try:
+        simulation.plot(result, plot_path)
+    except OSError as error:
+        raise ToolError(f"cannot write {plot_path}: {error}") from None
 
 
 COMMANDS = (locate, simulate)

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from aiohttp import web
 
+from daprplane.core import aioserver
 from daprplane.plugins.sentry.jwt import go_json
 
 log = logging.getLogger("dapr.sentry.server.oidc.http")
@@ -351,22 +352,19 @@ async def serve_oidc(
             )
             await asyncio.sleep(poll_interval)
         context = tls_context(cert_file, key_file)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host or None, port, ssl_context=context)
-        try:
-            await site.start()
-        except OSError as error:
-            raise OidcServerError(f"failed to listen on {host}:{port}: {error}") from None
-        addresses = runner.addresses
-        bound = addresses[0][1] if addresses else port
-        log.info(
-            "Starting OIDC HTTP server%s on %s:%d", "" if context else " (insecure)", host, bound
-        )
-        if on_ready is not None:
-            on_ready(bound)
-        await asyncio.Event().wait()
-    finally:
-        log.info("Shutting down OIDC HTTP server")
-        await runner.cleanup()
+        async with aioserver.serving(app, host, port, ssl_context=context) as bound:
+            log.info(
+                "Starting OIDC HTTP server%s on %s:%d",
+                "" if context else " (insecure)",
+                host,
+                bound,
+            )
+            if on_ready is not None:
+                on_ready(bound)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                log.info("Shutting down OIDC HTTP server")
+    except aioserver.BindError as error:
+        raise OidcServerError(f"failed to listen on {host}:{port}: {error.reason}") from None
