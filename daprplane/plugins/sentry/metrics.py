@@ -41,6 +41,13 @@ class SentryMetrics(Collector):
         with self._lock:
             self.sign_failure += 1
 
+    def add_counts(self, received: int, succeeded: int, failed: int) -> None:
+        """Calls a worker process (:mod:`.worker`) handled since its last report."""
+        with self._lock:
+            self.requests_received += received
+            self.sign_success += succeeded
+            self.sign_failure += failed
+
     def server_certificate_failed(self) -> None:
         with self._lock:
             self.servercert_issue_failed += 1

@@ -89,6 +89,7 @@ class Sentry:
         self.provider_target = context.health.add_target("security-provider")
         self.server_target = context.health.add_target("sentry-server")
         self.oidc_target = None
+        self.workers: Any = None  # a workers.WorkerPool once worker processes serve
         if options.oidc_enabled and options.jwt_enabled:
             self.oidc_target = context.health.add_target("oidc-server")
 
@@ -168,13 +169,17 @@ class Sentry:
             tasks.append(asyncio.create_task(self.store.watch(self.reload), name="watcher"))
             if self.oidc_target is not None:
                 tasks.append(asyncio.create_task(self._serve_oidc(self.oidc_target), name="oidc"))
+            # After the watcher and the renewal started: a change while workers start is not missed.
+            await self._start_workers(validators)
             await self._supervise(tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if server is not None:
-                await server.stop(GRACE_PERIOD)
+            stopping = [server.stop(GRACE_PERIOD)] if server is not None else []
+            if self.workers is not None:
+                stopping.append(self.workers.stop())
+            await asyncio.gather(*stopping)
             await self.store.close()
             for validator in validators:
                 with contextlib.suppress(Exception):
@@ -195,7 +200,7 @@ class Sentry:
             trust_domain,
             options.namespace,
             self.metrics,
-            self.provider_target.ready,
+            self._serving_certificate_changed,
         )
         try:
             self.identity.issue()
@@ -226,6 +231,43 @@ class Sentry:
         self.server_target.ready()
         self.log.info("Sentry is running; gRPC server listening on %s", options.grpc_address)
         return server
+
+    def _serving_certificate_changed(self) -> None:
+        self.provider_target.ready()
+        current = self.identity.current
+        if self.workers is not None and current is not None:
+            self.workers.broadcast("serving", (current.key_pem, current.chain_pem))
+
+    async def _start_workers(self, validators: validators_mod.ValidatorSet) -> None:
+        """Start worker processes on the same port (:mod:`.workers`) when they can serve."""
+        from daprplane.plugins.sentry import workers as workers_mod
+
+        count = workers_mod.process_count() - 1
+        if count < 1 or not self.bound_port:
+            return
+        reason = workers_mod.why_not(validators, self.options.jwt_enabled, self.context.hook)
+        if reason is not None:
+            self.log.info("Serving gRPC from this process only: %s", reason)
+            return
+        host = self.options.grpc_address.rsplit(":", 1)[0]
+        authority, current = self.authority, self.identity.current
+        assert current is not None  # issued before the server started
+        self.workers = workers_mod.WorkerPool(count, self.metrics)
+        await self.workers.start(
+            {
+                "address": f"{host}:{self.bound_port}",
+                "ttl": authority.workload_cert_ttl,
+                "skew": authority.allowed_clock_skew,
+                "namespace": authority.namespace,
+                "cluster_domain": authority.cluster_domain,
+                "default_validator": validators.default,
+                "ca": workers_mod.ca_payload(authority.credentials),
+                "serving": (current.key_pem, current.chain_pem),
+            }
+        )
+        # The CA or the serving certificate may have changed while the workers were starting.
+        self.workers.broadcast("ca", workers_mod.ca_payload(self.authority.credentials))
+        self._serving_certificate_changed()
 
     async def _supervise(self, tasks: list[asyncio.Task[None]]) -> None:
         pending = set(tasks)
@@ -303,6 +345,10 @@ class Sentry:
             return
         self._record_ca(credentials, changed=False)
         self.authority.credentials = credentials
+        if self.workers is not None:
+            from daprplane.plugins.sentry.workers import ca_payload
+
+            self.workers.broadcast("ca", ca_payload(credentials))
         self.identity.reissue_soon()
 
 
