@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import nox
@@ -28,27 +27,29 @@ SAMPLE_PLUGIN = "tests/plugins/daprplane-sample"
 GRPCIO_TOOLS = "grpcio-tools==1.85.1"
 
 
-def _install_package(session: nox.Session) -> None:
+def _install_package(session: nox.Session) -> Path | None:
+    """Build the wheel and install it; the wheel (None only when `nox -R` finds none built)."""
     # A real wheel build (maturin, release profile) so tests see what users install: the very
     # wheel the container image would install, built by the image's command.
     # Not session.create_tmp(): that also points TMPDIR into .nox for the tests, whose temporary
     # paths then outgrow the 107 bytes of a Unix socket address.
     wheel_dir = ROOT / ".nox" / "wheels"
-    shutil.rmtree(wheel_dir, ignore_errors=True)
-    # run_install, like session.install, is skipped by `nox -R` (reuse the environment as built).
+    # run_install, like session.install, is skipped by `nox -R` (reuse the environment as built):
+    # then the newest wheel is the one that environment was built from.
     session.run_install(*WHEEL_BUILD, str(wheel_dir), ".")
-    wheels = list(wheel_dir.glob("daprplane-*.whl"))
-    if not wheels:  # skipped: the environment keeps the package it has
-        return
-    (wheel,) = wheels
+    wheels = sorted(wheel_dir.glob("daprplane-*.whl"), key=lambda path: path.stat().st_mtime)
+    if not wheels:
+        return None
+    wheel = wheels[-1]
     session.install(f"{wheel}[all,plot]")
     session.install("--no-deps", SAMPLE_PLUGIN)
+    return wheel
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Build the package with its Rust extension, the test cluster binaries, and run everything."""
-    _install_package(session)
+    wheel = _install_package(session)
     session.install(*TEST_DEPS, GRPCIO_TOOLS)
     # Go-built binaries, cached outside the repository after the first run (minutes cold): the
     # test cluster's kube-apiserver and etcd, and Dapr's own binaries for side-by-side tests.
@@ -58,7 +59,12 @@ def tests(session: nox.Session) -> None:
     session.run(
         "pytest",
         *session.posargs,
-        env={"DAPRPLANE_REQUIRE_RUST": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+        env={
+            "DAPRPLANE_REQUIRE_RUST": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            # The fresh-install tests install this wheel into virtualenvs of their own.
+            "DAPRPLANE_WHEEL": str(wheel or ""),
+        },
     )
 
 
