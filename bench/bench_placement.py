@@ -32,6 +32,13 @@ each size with the smallest one measured in the same run.
 
 Each size runs on a fresh server and fresh clients and is abandoned with a clear message if it
 takes longer than ``--size-timeout``. ``main(argv)`` is the entry point for the nox session.
+
+``--memory`` measures something else: server memory against the size of one report. Five small
+hosts (one actor type each) settle, then one sidecar reports T actor types (``--types``,
+default 100, 1,000 and 10,000), and the RSS of ``daprplane-placement`` and of Dapr's own
+``placement`` (built by ``tests/dapr/binaries.py``; ``--dapr-placement`` names another binary,
+``none`` skips it) are compared side by side, each on a fresh server. A server whose RSS passes
+``--rss-cap`` is stopped and reported as such (Dapr's grows without bound with T).
 """
 
 from __future__ import annotations
@@ -382,6 +389,8 @@ class Server:
                 f"--metrics-port={free_port()}",
                 "--metrics-listen-address=127.0.0.1",
                 f"--disseminate-timeout={disseminate_timeout}s",
+                # Its raft port: the default, 8201, may be held by another placement.
+                f"--initial-cluster=dapr-placement-0=127.0.0.1:{free_port()}",
             ],
             env={},
             stdout=self.log,
@@ -722,6 +731,373 @@ def targets_met(results: list[Result]) -> bool:
     return True
 
 
+# -- memory against the actor types of one report (--memory) ----------------------------------
+
+SMALL_HOSTS = 5
+MEMORY_TYPES = "100,1000,10000"
+TARGET_MEMORY_TYPES = 1000
+TARGET_MEMORY_RATIO = 1.5
+
+
+def bench_type(i: int) -> str:
+    """A 20-character actor type name, about the length of a real one."""
+    return f"BenchActorType{i:06d}"
+
+
+class _MemoryStream:
+    """A sidecar that REPORTs once, acks every order like daprd and never reconnects."""
+
+    def __init__(self, channel, name: str, entities: list[str]) -> None:  # type: ignore[no-untyped-def]
+        from daprplane._proto.placement.v1 import placement_pb2 as pb
+
+        self.pb, self.name = pb, name
+        self.call = channel.stream_stream(
+            METHOD, request_serializer=_identity, response_deserializer=parse_order
+        )()
+        self.report = pb.Host(
+            name=name,
+            id=name,
+            api_level=20,
+            namespace=NAMESPACE,
+            entities=entities,
+            operation=pb.REPORT,
+        ).SerializeToString()
+        self.acks = {"lock": pb.LOCK, "update": pb.UPDATE, "unlock": pb.UNLOCK}
+        self.unlocked: set[int] = set()
+        self.update_bytes = 0
+        self.ended = ""
+        self.reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.call.write(self.report)
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        import grpc
+
+        try:
+            async for operation, version, raw in self.call:
+                if operation == "update":
+                    self.update_bytes = len(raw)
+                elif operation == "unlock":
+                    self.unlocked.add(version)
+                ack = self.pb.Host(
+                    operation=self.acks[operation],
+                    version=version,
+                    namespace=NAMESPACE,
+                    id=self.name,
+                )
+                await self.call.write(ack.SerializeToString())
+            self.ended = f"{(await self.call.code()).name}: {await self.call.details()}"
+        except grpc.aio.AioRpcError as error:
+            self.ended = f"{error.code().name}: {error.details()}"
+        except Exception as error:
+            self.ended = f"{type(error).__name__}: {error}"
+
+
+async def _memory_worker_main(conn: Connection, address: str) -> None:
+    import grpc
+
+    loop = asyncio.get_running_loop()
+    # Big enough for the UPDATE of 1,000 types (tens of MiB); larger ones end that stream.
+    options = [
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ]
+    channels: list[Any] = []
+    streams: list[_MemoryStream] = []
+
+    async def settled(deadline: float, above: int, big: _MemoryStream | None) -> tuple[str, int]:
+        while time.monotonic() < deadline:
+            if big is not None and big.ended:
+                return "ended", 0
+            common = set.intersection(*(s.unlocked for s in streams))
+            done = [v for v in common if v > above]
+            if done:
+                return "settled", max(done)
+            await asyncio.sleep(0.01)
+        return "timeout", 0
+
+    while True:
+        command, *args = await loop.run_in_executor(None, conn.recv)
+        try:
+            if command == "connect":
+                name, entities, timeout, above = args
+                channel = grpc.aio.insecure_channel(address, options=options)
+                channels.append(channel)
+                stream = _MemoryStream(channel, name, entities)
+                await stream.start()
+                streams.append(stream)
+                state, version = await settled(time.monotonic() + timeout, above, stream)
+                reply: object = (state, version, stream.ended, stream.update_bytes)
+            elif command == "stop":
+                for stream in streams:
+                    stream.call.cancel()
+                for channel in channels:
+                    await channel.close(None)
+                conn.send(None)
+                return
+            else:
+                raise ValueError(command)
+        except Exception as error:
+            reply = RuntimeError(f"memory worker {command}: {type(error).__name__}: {error}")
+        conn.send(reply)
+
+
+def _memory_worker(conn: Connection, address: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asyncio.run(_memory_worker_main(conn, address))
+
+
+@dataclass
+class MemoryResult:
+    server: str
+    types: int
+    idle_kib: int = 0
+    small_kib: int = 0
+    after_kib: int = 0
+    hwm_kib: int = 0
+    update_bytes: int = 0
+    outcome: str = ""
+    detail: str = ""
+
+
+def _start_memory_server(kind: str, executable: str, log: Any, cap_mib: int) -> tuple[Any, str]:
+    port, healthz = free_port(), free_port()
+    common = [
+        f"--port={port}",
+        "--listen-address=127.0.0.1",
+        f"--healthz-port={healthz}",
+        f"--metrics-port={free_port()}",
+        f"--initial-cluster=dapr-placement-0=127.0.0.1:{free_port()}",
+        "--disseminate-timeout=600s",
+    ]
+    if kind == "daprplane":
+        common += ["--healthz-listen-address=127.0.0.1", "--metrics-listen-address=127.0.0.1"]
+
+    def limit_address_space() -> None:
+        # A second guard beside the RSS watch: the process cannot take the machine down.
+        cap = cap_mib * 4 * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    process = subprocess.Popen(
+        [executable, *common],
+        env={},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd="/",
+        preexec_fn=limit_address_space,  # the parent has no threads yet
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{healthz}/healthz", timeout=2):
+                break
+        except (urllib.error.URLError, OSError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise SizeAborted(f"{kind} placement did not become healthy") from None
+            time.sleep(0.1)
+    return process, f"127.0.0.1:{port}"
+
+
+def run_memory(kind: str, executable: str, types: int, args: argparse.Namespace) -> MemoryResult:
+    result = MemoryResult(kind, types)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    process, address = _start_memory_server(kind, executable, log, args.rss_cap)
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    worker = context.Process(target=_memory_worker, args=(child, address), daemon=True)
+    worker.start()
+    pid = process.pid
+    try:
+        time.sleep(1.0)  # Dapr's raft elects itself in the first second
+        result.idle_kib = rss_kib(pid)
+        version = 0
+        for i in range(SMALL_HOSTS):
+            parent.send(("connect", f"10.0.0.{i + 1}:50002", ["SmallActor"], 60.0, version))
+            reply = _memory_reply(parent, process, result, args.rss_cap, 90)
+            if reply[0] != "settled":
+                raise SizeAborted(f"small host {i} did not settle: {reply}")
+            version = reply[1]
+        time.sleep(0.5)
+        result.small_kib = rss_kib(pid)
+        entities = [bench_type(i) for i in range(types)]
+        parent.send(("connect", "10.0.1.1:50002", entities, args.size_timeout, version))
+        state, _version, ended, update_bytes = _memory_reply(
+            parent, process, result, args.rss_cap, args.size_timeout + 30
+        )
+        result.update_bytes = update_bytes
+        if state == "settled":
+            result.outcome = "settled"
+        elif state == "ended":
+            result.outcome = f"rejected ({ended.split(':', 1)[0]})"
+            result.detail = ended
+        else:
+            result.outcome = f"not settled in {args.size_timeout:.0f} s"
+        time.sleep(1.0)
+        result.after_kib = rss_kib(pid)
+        result.hwm_kib = rss_kib(pid, "VmHWM")
+    except SizeAborted as error:
+        result.outcome = str(error)
+        if not result.hwm_kib:
+            with contextlib.suppress(RuntimeError, OSError):  # gone, or a zombie
+                result.hwm_kib = rss_kib(pid, "VmHWM")
+    finally:
+        with contextlib.suppress(Exception):
+            parent.send(("stop",))
+            parent.poll(10)
+        worker.join(10)
+        if worker.is_alive():
+            worker.kill()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        log.close()
+    return result
+
+
+def _memory_reply(
+    conn: Connection, process: Any, result: MemoryResult, cap_mib: int, timeout: float
+) -> Any:
+    """The worker's reply, watching the server's RSS meanwhile: past ``cap_mib`` it is killed
+    (its peak, kept in ``result``, is what the table reports)."""
+    deadline = time.monotonic() + timeout
+    cap_kib = cap_mib * 1024
+    while not conn.poll(0.02):
+        if process.poll() is not None:
+            raise SizeAborted(f"server exited {process.returncode}")
+        rss = rss_kib(process.pid)
+        if rss > cap_kib:
+            result.hwm_kib = rss_kib(process.pid, "VmHWM")
+            process.kill()
+            raise SizeAborted(f"stopped at the {cap_mib:,} MiB RSS cap")
+        if time.monotonic() > deadline:
+            raise SizeAborted(f"no answer in {timeout:.0f} s")
+    reply = conn.recv()
+    if isinstance(reply, Exception):
+        raise SizeAborted(str(reply))
+    return reply
+
+
+def dapr_placement(choice: str | None) -> tuple[str | None, str]:
+    if choice == "none":
+        return None, "--dapr-placement=none"
+    if choice:
+        return choice, ""
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.dapr.binaries import binary
+
+        return str(binary("placement")), ""
+    except Exception as error:  # no Go, no network: report daprplane alone, and say why
+        return None, f"{type(error).__name__}: {error}"
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:,.0f} MiB"
+
+
+def render_memory(results: list[MemoryResult], dapr_missing: str, versions: str) -> str:
+    by_key = {(r.server, r.types): r for r in results}
+    all_types = sorted({r.types for r in results})
+    lines = [
+        "`bench/bench_placement.py --memory` starts one placement server per row (ours, "
+        "`daprplane-placement`, and Dapr 1.18.3's own `placement` binary, each fresh, empty "
+        "environment, loopback). Five small hosts with one actor type each connect and settle; "
+        f"then one sidecar reports T actor types (20-character names, `{bench_type(0)}`...). "
+        "Every simulated sidecar acks like daprd but skips decoding the table, and accepts "
+        "messages up to 256 MiB (daprd stops at 4 MiB). *Idle* is the server's VmRSS before the "
+        "first stream, *settled* after every stream unlocked the table with the big host, *peak* "
+        "its VmHWM. Each entry of the UPDATE repeats the reporting host with all its T names, so "
+        "the UPDATE grows as T²: a server that stores the table as messages grows the same way. "
+        "Target: at 1,000 types daprplane settled ≤ 1.5x Dapr's; bounded where Dapr's is not.",
+        "",
+        f"Machine: {machine_line(versions)}."
+        + (f" Dapr's placement not measured ({dapr_missing})." if dapr_missing else ""),
+        "",
+        "| actor types | server | outcome | UPDATE size | idle RSS | settled RSS | peak RSS "
+        "| settled vs Dapr |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    verdicts: list[str] = []
+    notes: list[str] = []
+    for types in all_types:
+        for server in ("daprplane", "dapr"):
+            r = by_key.get((server, types))
+            if r is None:
+                continue
+            ratio = "-"
+            other = by_key.get(("dapr", types))
+            if server == "daprplane" and other and other.outcome == r.outcome == "settled":
+                value = r.after_kib / other.after_kib
+                ratio = f"{value:.2f}x"
+                if types == TARGET_MEMORY_TYPES:
+                    met = "met" if value <= TARGET_MEMORY_RATIO else "MISSED"
+                    verdicts.append(
+                        f"{types:,} types: daprplane settles at {value:.2f}x Dapr's RSS "
+                        f"({met}, target ≤ {TARGET_MEMORY_RATIO}x)."
+                    )
+            size = f"{r.update_bytes / 1024 / 1024:,.1f} MiB" if r.update_bytes else "-"
+            after = _mib(r.after_kib) if r.after_kib else "-"
+            if r.detail and not any(r.detail in line for line in notes):
+                notes.append(f"{server} at {types:,} types: `{r.detail}`.")
+            lines.append(
+                f"| {types:,} | {server} | {r.outcome} | {size} | {_mib(r.idle_kib)} | {after} "
+                f"| {_mib(r.hwm_kib)} | {ratio} |"
+            )
+    for extra in (notes, verdicts):
+        lines += ["", *extra] if extra else []
+    return "\n".join(lines)
+
+
+def main_memory(args: argparse.Namespace) -> int:
+    from importlib.metadata import version
+
+    types_list = [int(t.replace("_", "")) for t in args.types.split(",") if t]
+    dapr, missing = dapr_placement(args.dapr_placement)
+    plan = [("daprplane", launcher())] + ([("dapr", dapr)] if dapr else [])
+    results = []
+    for types in types_list:
+        for kind, executable in plan:
+            print(f"{kind}: {types} actor types ...", file=sys.stderr, flush=True)
+            result = run_memory(kind, executable, types, args)
+            print(
+                f"  {result.outcome}; settled {_mib(result.after_kib)}, "
+                f"peak {_mib(result.hwm_kib)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            results.append(result)
+    text = render_memory(results, missing, f"daprplane {version('daprplane')}")
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+    if args.write_docs:
+        write_block(
+            args.write_docs,
+            "## Placement memory against actor types",
+            "bench_placement_memory",
+            "bench_placement.py --memory",
+            text,
+        )
+    if args.check:
+        for r in results:
+            other = next((o for o in results if o.server == "dapr" and o.types == r.types), None)
+            if (
+                r.server == "daprplane"
+                and r.types == TARGET_MEMORY_TYPES
+                and other
+                and (r.outcome != "settled" or r.after_kib > TARGET_MEMORY_RATIO * other.after_kib)
+            ):
+                return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000,3000", help="comma-separated sidecar counts")
@@ -746,9 +1122,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the server under cProfile, writing PATH.<size> (slows it down)",
     )
     parser.add_argument("--size-timeout", type=float, default=600, help="seconds per size")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="measure server memory against the actor types of one report, daprplane vs Dapr",
+    )
+    parser.add_argument(
+        "--types", default=MEMORY_TYPES, help="--memory: comma-separated actor type counts"
+    )
+    parser.add_argument(
+        "--dapr-placement", help="--memory: Dapr's placement binary (default: built); none to skip"
+    )
+    parser.add_argument(
+        "--rss-cap",
+        type=int,
+        default=4096,
+        help="--memory: MiB of RSS at which a server is stopped",
+    )
     parser.add_argument("--disseminate-timeout", type=int, default=600, help="server seconds")
     add_report_arguments(parser, "the table")
     args = parser.parse_args(argv)
+    if args.memory:
+        return main_memory(args)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     limit = raise_fd_limit()
     need = max(sizes) * (2 if args.streams_per_channel == 1 else 1) + 200

@@ -267,6 +267,8 @@ def test_control_plane_banner_names_the_pinned_release(
     flag = "-" if name == "operator" else "--"
     ports = [f"{flag}{kind}-port={_free_port()}" for kind in ("healthz", "metrics")]
     ports.append(f"{flag}port={_free_port()}")
+    if name == "placement":  # its raft port, 8201 by default
+        ports.append(f"--initial-cluster=dapr-placement-0=127.0.0.1:{_free_port()}")
     expected = f"{banner} -- version {_DAPR_RELEASE} -- "
     output = _output_until([str(dapr_dir / name), *args, *ports], expected, tmp_path)
     assert expected in output, output

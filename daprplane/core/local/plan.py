@@ -153,6 +153,9 @@ def cluster_components(
             f"--trust-domain={settings.trust_domain}",
             f"--sentry-address={sentry.address}",
             "--metadata-enabled",
+            # Its raft port, on a free port rather than the default 8201 another may hold.
+            f"--initial-cluster=dapr-placement-0={settings.listen_address}:"
+            f"{free_port(settings.listen_address)}",
             *identity,
         ],
         _cluster_environ(settings, tokens["placement"]),
@@ -217,6 +220,8 @@ def standalone(settings: Settings) -> list[ComponentProcess]:
             f"--trust-anchors-file={state.trust_anchors}",
             f"--sentry-address={sentry.address}",
             "--metadata-enabled",
+            # Its raft port, on a free port rather than the default 8201 another may hold.
+            f"--initial-cluster=dapr-placement-0={host}:{free_port(host)}",
             *common,
             *_served_on(host, settings.placement_port, placement_healthz, placement_metrics),
         ),

@@ -9,11 +9,18 @@ round; a round that outlives ``--disseminate-timeout`` closes only the streams t
 The machine is synchronous and owns all of its state: :class:`~.namespaces.NamespaceLoop` feeds
 it one event at a time from a single task, and timers come back as events through the
 :class:`Scheduler`, so nothing here is ever touched by two tasks and tests can drive it directly.
+
+The loop hands over whatever is already queued as one batch (:meth:`Disseminator.begin_batch`,
+:meth:`Disseminator.end_batch`). Inside a batch an idle machine admits nothing at once: joins,
+leaves and table changes wait for the end of the batch and then share one round. Without that,
+sidecars whose reports were read while a round was finishing would get one round for the first
+of them and another for the rest.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,7 +33,14 @@ from daprplane.core import goduration
 from daprplane.plugins.placement import events
 from daprplane.plugins.placement.store import HostStore
 from daprplane.plugins.placement.streams import Status, TrackedStream
-from daprplane.plugins.placement.tables import LOCK, UNLOCK, UPDATE, Order, build_tables
+from daprplane.plugins.placement.tables import (
+    LOCK,
+    UNLOCK,
+    UPDATE,
+    EncodedTables,
+    Order,
+    build_tables,
+)
 
 REPORT, PHASE_LOCK, PHASE_UPDATE, PHASE_UNLOCK = (
     placement_pb2.REPORT,
@@ -57,14 +71,14 @@ class Settings:
 #: ``(namespace, runtimes delta, actor runtimes delta)``
 StreamsChanged = Callable[[str, int, int], None]
 #: ``(namespace, version, tables)`` after every stream unlocked ``version``
-RoundCompleted = Callable[[str, int, placement_pb2.PlacementTables], None]
+RoundCompleted = Callable[[str, int, EncodedTables], None]
 
 
 def _ignore_streams(namespace: str, runtimes: int, actors: int) -> None:
     pass
 
 
-def _ignore_round(namespace: str, version: int, tables: placement_pb2.PlacementTables) -> None:
+def _ignore_round(namespace: str, version: int, tables: EncodedTables) -> None:
     pass
 
 
@@ -93,7 +107,16 @@ class Disseminator:
         self._coalesce_timer: Cancellable | None = None
         self._timeouts: dict[int, Cancellable] = {}
         #: The tables of the round in flight, built when its UPDATE goes out.
-        self._round_tables: placement_pb2.PlacementTables | None = None
+        self._round_tables: EncodedTables | None = None
+        #: A batch of already-queued events is being handled (see the module docstring).
+        self._in_batch = False
+        #: The next admission must run a round even if the table did not change.
+        self._round_due = False
+        #: The table of the current store and version, dropped on every change.
+        self._tables_cache: EncodedTables | None = None
+        #: The UPDATE order of that table while some stream's outbox still holds it, so that
+        #: pushes to actor-less joins share its wire bytes instead of building their own.
+        self._update_ref: weakref.ref[Order] | None = None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -109,18 +132,36 @@ class Disseminator:
         elif isinstance(event, events.DisseminationTimeout):
             self._timeout(event.version)
 
+    def begin_batch(self) -> None:
+        """The events handled until :meth:`end_batch` were all queued already: while idle,
+        hold joins, leaves and table changes back so that they share one round."""
+        self._in_batch = True
+
+    def end_batch(self) -> None:
+        self._in_batch = False
+        if self.current_operation == REPORT and self._coalesce_timer is None:
+            self._admit_waiting()
+
+    @property
+    def admission_pending(self) -> bool:
+        """``end_batch`` would start a round or push tables (so more joins are worth awaiting)."""
+        return (
+            self.current_operation == REPORT
+            and self._coalesce_timer is None
+            and bool(self.waiting_to_disseminate or self.waiting_to_delete or self._round_due)
+        )
+
     @property
     def coalescing(self) -> bool:
-        return self._coalesce_timer is not None
+        """Admissions wait: for the coalesce window, or for the end of the batch."""
+        return self._coalesce_timer is not None or self._in_batch
 
     def _conn_add(self, add: events.ConnAdd) -> None:
         if self.current_operation != REPORT or self.coalescing:
             self.waiting_to_disseminate.append(add)
             return
         self._apply_waiting_deletes()
-        for index in self.store.indexes():
-            if index not in self.streams:
-                self.store.delete(index)
+        self._drop_orphans()
         self._add_stream(add)
         self._reported_host(add.index, add.host)
 
@@ -158,8 +199,11 @@ class Disseminator:
                 return
 
     def _do_report(self, stream: TrackedStream, host: placement_pb2.Host) -> None:
-        if self.store.set(stream.index, host):
-            self._start_round()
+        if self._store_set(stream.index, host):
+            if self.current_operation == REPORT and self._in_batch and not self._coalesce_timer:
+                self._round_due = True  # with whatever else the batch brings
+            else:
+                self._start_round()
         elif stream.index not in self.store:
             self._push_table(stream)
 
@@ -175,8 +219,12 @@ class Disseminator:
     def _conn_close(self, index: int) -> None:
         for position, add in enumerate(self.waiting_to_disseminate):
             if add.index == index:
-                # Never admitted: forget it, or it would join a round it can never ack.
+                # Never admitted: forget it, or it would join a round it can never ack. Its
+                # report was received, though, so if it hosted actors the others still get the
+                # round it would have caused (without it), as Dapr's sidecars do.
                 del self.waiting_to_disseminate[position]
+                if add.host.entities:
+                    self._round_due = True
                 return
         stream = self.streams.get(index)
         if stream is None:
@@ -190,6 +238,12 @@ class Disseminator:
                 self._abandon_round()
             return
         if index not in self.store:
+            # An actor-less stream needs no delete round, but it may have been the last one the
+            # phase waited for (Dapr waits for the round's timeout then).
+            if self.current_operation != REPORT and self.streams_in_target_state >= len(
+                self.streams
+            ):
+                self._advance_phase()
             return
         self.waiting_to_delete.append(index)
         if self.current_operation != REPORT:
@@ -209,20 +263,27 @@ class Disseminator:
         self._cancel_timeout(self.current_version)
         self.current_operation = REPORT
         for index in self.store.indexes():
-            self.store.delete(index)
+            self._store_delete(index)
         self.waiting_to_delete.clear()
         self._process_waiting_disseminate(force=True)
 
     def _coalesce_fire(self) -> None:
         self._coalesce_timer = None
         if self.current_operation != REPORT:
-            return  # cannot happen: the window is only armed while idle
-        if self.waiting_to_delete and not self.waiting_to_disseminate:
-            self._process_waiting_deletes()
+            # A report started a round inside the window; its end arms the window again.
             return
-        had_deletes = bool(self.waiting_to_delete)
+        self._admit_waiting()
+
+    def _admit_waiting(self) -> None:
+        """Idle, at the end of a coalesce window or of a batch: one round for everything that
+        waited (joins, leaves, table changes), or just the pushes to actor-less joins."""
+        if not (self.waiting_to_disseminate or self.waiting_to_delete or self._round_due):
+            return
+        force = self._round_due or bool(self.waiting_to_delete)
+        self._round_due = False
         self._apply_waiting_deletes()
-        self._process_waiting_disseminate(force=had_deletes)
+        self._drop_orphans()
+        self._process_waiting_disseminate(force=force)
 
     def _timeout(self, version: int) -> None:
         # A timer that fired just as its round completed is stale: only a round in flight
@@ -245,14 +306,14 @@ class Disseminator:
             )
         for stream in laggards:
             self._remove_stream(stream)
-            self.store.delete(stream.index)
+            self._store_delete(stream.index)
             stream.close(Status(grpc.StatusCode.DEADLINE_EXCEEDED, message))
         self._apply_waiting_deletes()
         self.current_version += 1
         self.current_operation = REPORT
         for add in self._take_waiting_joins():
             self._add_stream(add)
-            self.store.set(add.index, add.host)
+            self._store_set(add.index, add.host)
         if self.streams:
             self._begin_round()
 
@@ -272,6 +333,7 @@ class Disseminator:
         self.current_operation = PHASE_LOCK
         self.streams_in_target_state = 0
         self._round_tables = None
+        self._round_due = False
         lock = Order(LOCK, version)
         for stream in self.streams.values():
             stream.current_state = REPORT
@@ -284,7 +346,7 @@ class Disseminator:
             self.current_operation = PHASE_UPDATE
             self.streams_in_target_state = 0
             self._round_tables = self._tables()
-            update = Order(UPDATE, version, self._round_tables)
+            update = self._update_order()
             for stream in self.streams.values():
                 stream.update(update)
         elif self.current_operation == PHASE_UPDATE:
@@ -309,10 +371,12 @@ class Disseminator:
                 self.settings.coalesce_window.total_seconds(), events.CoalesceFire()
             )
             return
+        if self._in_batch:
+            return  # end_batch admits everything queued by then, in one round
         if self.waiting_to_delete:
             self._process_waiting_deletes()
             return
-        self._process_waiting_disseminate(force=False)
+        self._process_waiting_disseminate(force=self._round_due)
 
     def _process_waiting_deletes(self) -> None:
         if not self.waiting_to_delete or not self.streams:
@@ -325,7 +389,7 @@ class Disseminator:
         changed = False
         for add in joined:
             self._add_stream(add)
-            changed = self.store.set(add.index, add.host) or changed
+            changed = self._store_set(add.index, add.host) or changed
         if not changed and not force:
             for add in joined:
                 stream = self.streams[add.index]
@@ -337,14 +401,45 @@ class Disseminator:
 
     def _push_table(self, stream: TrackedStream) -> None:
         stream.receiving_table = self.current_version
-        stream.push_table(Order(UPDATE, self.current_version, self._tables()))
+        stream.push_table(self._update_order())
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    def _tables(self) -> placement_pb2.PlacementTables:
-        return build_tables(
-            self.store.hosts(), self.current_version, self.settings.replication_factor
-        )
+    def _tables(self) -> EncodedTables:
+        """The table of the current store and version, built once for all its uses."""
+        cached = self._tables_cache
+        if cached is None or cached.version != self.current_version:
+            cached = self._tables_cache = build_tables(
+                self.store.hosts(), self.current_version, self.settings.replication_factor
+            )
+            self._update_ref = None
+        return cached
+
+    def _update_order(self) -> Order:
+        tables = self._tables()
+        order = self._update_ref() if self._update_ref is not None else None
+        if order is None or order.table is not tables:
+            order = Order(UPDATE, tables.version, tables)
+            # Weak: the wire bytes of a big table must go once the last outbox sent them.
+            self._update_ref = weakref.ref(order)
+        return order
+
+    def _store_set(self, index: int, host: placement_pb2.Host) -> bool:
+        changed = self.store.set(index, host)
+        if changed:
+            self._tables_cache = None
+        return changed
+
+    def _store_delete(self, index: int) -> None:
+        if index in self.store:
+            self.store.delete(index)
+            self._tables_cache = None
+
+    def _drop_orphans(self) -> None:
+        """Stored hosts whose stream is gone (the namespace's last stream left mid-round)."""
+        for index in self.store.indexes():
+            if index not in self.streams:
+                self._store_delete(index)
 
     def _take_waiting_joins(self) -> list[events.ConnAdd]:
         joined, self.waiting_to_disseminate = self.waiting_to_disseminate, []
@@ -352,7 +447,7 @@ class Disseminator:
 
     def _apply_waiting_deletes(self) -> None:
         for index in self.waiting_to_delete:
-            self.store.delete(index)
+            self._store_delete(index)
         self.waiting_to_delete.clear()
 
     def _add_stream(self, add: events.ConnAdd) -> None:

@@ -49,7 +49,8 @@ FLAGS: tuple[Flag, ...] = (
     string_slice(
         "initial-cluster",
         ("dapr-placement-0=127.0.0.1:8201",),
-        "Raft peers as a comma-separated list of id=host:port entries.",
+        "Raft peers as a comma-separated list of id=host:port entries; this node listens on "
+        "its own entry's address, even when it is the only peer.",
     ),
     boolean(
         "inmem-store-enabled",

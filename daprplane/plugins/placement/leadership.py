@@ -6,68 +6,87 @@ has to say whether this node leads now and to tell when that changes (the
 node that loses leadership closes its streams with Unavailable (sidecars then try the other
 peers) and waits to lead again, instead of exiting as Dapr does.
 
-:class:`SingleNode` serves a single peer, the core Lease election several peers in kubernetes
-mode (:mod:`daprplane.plugins.placement.lease`) and :class:`RaftLeadership` several peers in
-standalone mode.
+:class:`RaftLeadership` runs raft's election among the ``--initial-cluster`` peers and listens
+on this node's raft address even when it is the only peer, as Dapr does; several peers in
+kubernetes mode elect on a Lease instead (:mod:`daprplane.plugins.placement.lease`).
+:class:`SingleNode` leads without any election (embedded and test servers).
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from collections.abc import Sequence
 
-from daprplane.core.background import cancel_and_wait
 from daprplane.core.kube.leadership import Leadership, SingleNode
+from daprplane.plugins.placement.options import Peer
+from daprplane.plugins.placement.raft_node import RaftNode, RaftTimings
+from daprplane.plugins.placement.raft_tls import RaftTls
+from daprplane.plugins.placement.raft_transport import PeerLink, RaftListenError, RaftServer
+from daprplane.plugins.placement.raft_wire import Message
 
-__all__ = ["LEADER_LEASE", "Leadership", "RaftLeadership", "SingleNode"]
-
-LEADER_LEASE = 2.0
+__all__ = ["Leadership", "RaftLeadership", "RaftListenError", "SingleNode"]
 
 
 class RaftLeadership(Leadership):
-    """Raft among the ``--initial-cluster`` peers (pysyncobj), used only to elect a leader.
+    """Raft's leader election (:mod:`.raft_node`) on the raft port (:mod:`.raft_transport`).
 
-    Nothing is replicated: as in Dapr since 1.17, a new leader rebuilds every table from the
-    sidecars' re-reports. pysyncobj runs its own thread; this class polls its state from the
-    event loop. A leader that stops hearing from a majority steps down by itself, which turns
-    into :meth:`Leadership._lost` here.
+    :meth:`start` raises :class:`RaftListenError` when this node's raft address cannot be
+    resolved or bound; another peer's address that is not ``host:port`` is only unreachable.
+    A single peer leads when :meth:`start` returns; a leader that stops hearing from a majority
+    steps down by itself, which turns into :meth:`Leadership._lost` here.
     """
 
-    def __init__(self, self_address: str, partner_addresses: list[str], *, poll: float = 0.1):
+    def __init__(
+        self,
+        node_id: str,
+        peers: Sequence[Peer],
+        *,
+        tls: RaftTls | None = None,
+        timings: RaftTimings | None = None,
+        resolve_attempts: int | None = None,
+    ) -> None:
         super().__init__()
-        self.self_address = self_address
-        self.partner_addresses = partner_addresses
-        self.poll = poll
-        self._raft: Any = None
-        self._watcher: asyncio.Task[None] | None = None
+        addresses: dict[str, str] = {}
+        for peer in peers:
+            addresses.setdefault(peer.id, peer.address)
+        if node_id not in addresses:
+            raise ValueError(f"node {node_id} is not one of the raft peers")
+        self.node_id = node_id
+        self.address = addresses[node_id]
+        self._links = {
+            peer_id: PeerLink(peer_id, address, tls=tls)
+            for peer_id, address in addresses.items()
+            if peer_id != node_id
+        }
+        self._node = RaftNode(
+            node_id, list(addresses), self._call, on_change=self._changed, timings=timings
+        )
+        server_options = {} if resolve_attempts is None else {"resolve_attempts": resolve_attempts}
+        self._server = RaftServer(self.address, self._node.handle, tls=tls, **server_options)
+
+    @property
+    def bound(self) -> str | None:
+        """Where the raft listener is bound (``host:port``), once started."""
+        return self._server.bound
+
+    @property
+    def term(self) -> int:
+        return self._node.term
+
+    async def _call(self, peer_id: str, request: Message, timeout: float) -> Message | None:
+        return await self._links[peer_id].call(request, timeout)
+
+    def _changed(self, leading: bool) -> None:
+        if leading:
+            self._gained()
+        else:
+            self._lost()
 
     async def start(self) -> None:
-        from pysyncobj import SyncObj, SyncObjConf
-
-        conf = SyncObjConf(
-            dynamicMembershipChange=False,
-            commandsWaitLeader=False,
-            # Step down after 2s without a majority, as Dapr's raft lease (pysyncobj: 30s), so
-            # an isolated leader releases its sidecars to the new one quickly.
-            leaderFallbackTimeout=LEADER_LEASE,
-        )
-        # The constructor binds the raft port; keep that off the event loop.
-        self._raft = await asyncio.to_thread(
-            SyncObj, self.self_address, self.partner_addresses, conf
-        )
-        self._watcher = asyncio.create_task(self._watch(), name="raft-leadership")
-
-    async def _watch(self) -> None:
-        while True:
-            if self._raft._isLeader():
-                self._gained()
-            else:
-                self._lost()
-            await asyncio.sleep(self.poll)
+        await self._server.start()
+        await self._node.start()
 
     async def aclose(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        await cancel_and_wait(watcher)
-        raft, self._raft = self._raft, None
-        if raft is not None:
-            await asyncio.to_thread(raft.destroy_synchronous)
+        await self._node.aclose()
+        for link in self._links.values():
+            await link.aclose()
+        await self._server.aclose()

@@ -5,6 +5,10 @@ each namespace (queued joins included) and drops a namespace's disseminator, wit
 state, when the count reaches zero: the next stream there starts again at version 0, as in Dapr.
 Routing itself is synchronous (it runs on the one event loop and never awaits), so the servicer
 calls it directly; only the per-namespace :class:`NamespaceLoop` is a task.
+
+Each loop takes what is queued as one batch (so that joins read together share a round) and
+yields to the event loop between batches: a busy namespace never keeps the others, or the
+streams' reads and writes, from running.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ log = logging.getLogger("dapr.placement.namespaces")
 
 #: Builds the machine of a namespace, given the scheduler that feeds its loop.
 MachineFactory = Callable[[str, "NamespaceLoop"], Disseminator]
+
+#: Most events handled before the loop yields. A batch is cheap per event (a queued join is an
+#: append), but one event may complete a phase and build an UPDATE.
+MAX_BATCH = 1024
+#: Seconds without news that end the wait for more joins before a round starts.
+SETTLE_QUIET = 0.01
+#: Seconds after which the round starts anyway (joins that keep coming must not defer it).
+SETTLE_MAX = 0.1
 
 
 class _Stop:
@@ -56,16 +68,68 @@ class NamespaceLoop:
     async def _run(self) -> None:
         try:
             while True:
-                event = await self._queue.get()
-                if isinstance(event, _Stop):
+                batch = [await self._queue.get()]
+                self._take_queued(batch)
+                self.machine.begin_batch()
+                running = self._handle(batch)
+                if running:
+                    running = await self._settle()
+                self._end_batch()
+                if not running:
                     return
-                try:
-                    self.machine.handle(event)
-                except Exception:
-                    # A bug must cost one event, not the namespace (and never the server).
-                    log.exception("Namespace %s failed to handle %r", self.namespace, event)
+                if not self._queue.empty():
+                    # Queue.get does not yield while events are waiting: let the other
+                    # namespaces and the streams' tasks run.
+                    await asyncio.sleep(0)
         finally:
             self.machine.shutdown()
+
+    async def _settle(self) -> bool:
+        """Before a round starts, wait briefly for more of what is arriving at the same time.
+
+        Sidecars that connect together reach the queue a few milliseconds apart (each stream's
+        read completes, then its task runs); starting the round at the first of them would give
+        it a round of its own and the others the next. So while a round is about to start, events
+        are taken into the batch until ``SETTLE_QUIET`` passes without one, for at most
+        ``SETTLE_MAX`` in all. False once the namespace is to stop.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_MAX
+        while self.machine.admission_pending:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                event = await asyncio.wait_for(self._queue.get(), min(SETTLE_QUIET, remaining))
+            except TimeoutError:
+                break
+            batch = [event]
+            self._take_queued(batch)
+            if not self._handle(batch):
+                return False
+        return True
+
+    def _take_queued(self, batch: list[events.Event | _Stop]) -> None:
+        while len(batch) < MAX_BATCH and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+
+    def _handle(self, batch: list[events.Event | _Stop]) -> bool:
+        """Handle ``batch`` in order; False once the namespace is to stop."""
+        for event in batch:
+            if isinstance(event, _Stop):
+                return False
+            try:
+                self.machine.handle(event)
+            except Exception:
+                # A bug must cost one event, not the namespace (and never the server).
+                log.exception("Namespace %s failed to handle %r", self.namespace, event)
+        return True
+
+    def _end_batch(self) -> None:
+        try:
+            self.machine.end_batch()
+        except Exception:
+            log.exception("Namespace %s failed to start a round", self.namespace)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,16 @@ KEEPALIVE_MAX = timedelta(seconds=10)
 DEFAULT_REPLICATION_FACTOR = 100
 MODES = ("standalone", "kubernetes")
 
+#: gRPC's default receive limit, which Dapr's placement server (and daprd) keep.
+DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+#: Apps host a handful of actor types (each workflow app adds three); ten thousand is far beyond
+#: any real one, yet a report of that many short names is still well inside the message limit.
+DEFAULT_MAX_ACTOR_TYPES_PER_HOST = 10_000
+#: A host's share of the UPDATE is its whole report once per actor type: T types of n bytes
+#: take about T² x n. 64 MiB holds 1,000 types of 60-byte names, and is already 16 times what
+#: a daprd accepts in one message; 10,000 short names would take over a gigabyte per stream.
+DEFAULT_MAX_HOST_TABLE_SIZE = 64 * 1024 * 1024
+
 
 class OptionsError(ValueError):
     pass
@@ -53,6 +63,53 @@ def _check_keepalive(name: str, value: timedelta) -> float:
     return value.total_seconds()
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one sidecar may make placement hold; a report beyond them ends its stream."""
+
+    #: Largest message accepted from a sidecar, in bytes (``ResourceExhausted`` above).
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: Most actor types one Host may report (``InvalidArgument`` above).
+    max_actor_types_per_host: int = DEFAULT_MAX_ACTOR_TYPES_PER_HOST
+    #: Largest share of the placement table one host's report may take, in bytes: its encoded
+    #: Host once per actor type (``ResourceExhausted`` above).
+    max_host_table_size: int = DEFAULT_MAX_HOST_TABLE_SIZE
+
+
+#: Environment variables that change the limits (daprplane's own: Dapr has no such settings).
+ENV_MAX_MESSAGE_SIZE = "DAPRPLANE_PLACEMENT_MAX_MESSAGE_SIZE"
+ENV_MAX_ACTOR_TYPES_PER_HOST = "DAPRPLANE_PLACEMENT_MAX_ACTOR_TYPES_PER_HOST"
+ENV_MAX_HOST_TABLE_SIZE = "DAPRPLANE_PLACEMENT_MAX_HOST_TABLE_SIZE"
+#: gRPC keeps its own receive limit, set above ours, in a C int.
+_MAX_MESSAGE_SIZE_CEILING = 1 << 30
+
+
+def _positive(env: Mapping[str, str], name: str, default: int, ceiling: int | None = None) -> int:
+    raw = env.get(name, "").strip().replace("_", "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0 or (ceiling is not None and value > ceiling):
+        bound = f" up to {ceiling}" if ceiling is not None else ""
+        raise OptionsError(f"invalid value for {name}: {raw!r} is not a positive integer{bound}")
+    return value
+
+
+def limits_from_env(env: Mapping[str, str]) -> Limits:
+    return Limits(
+        max_message_size=_positive(
+            env, ENV_MAX_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE, _MAX_MESSAGE_SIZE_CEILING
+        ),
+        max_actor_types_per_host=_positive(
+            env, ENV_MAX_ACTOR_TYPES_PER_HOST, DEFAULT_MAX_ACTOR_TYPES_PER_HOST
+        ),
+        max_host_table_size=_positive(env, ENV_MAX_HOST_TABLE_SIZE, DEFAULT_MAX_HOST_TABLE_SIZE),
+    )
+
+
 def grpc_address(host: str, port: int) -> str:
     if not host:
         return f"[::]:{port}"
@@ -80,6 +137,7 @@ class PlacementOptions:
     mode: str
     #: The control plane's namespace ($NAMESPACE): this service's SPIFFE ID and Sentry request.
     namespace: str
+    limits: Limits = Limits()
 
     @property
     def grpc_address(self) -> str:
@@ -128,4 +186,5 @@ class PlacementOptions:
             sentry_address=flags.sentry_address,
             mode=flags.mode,
             namespace=env.get("NAMESPACE") or "default",
+            limits=limits_from_env(env),
         )

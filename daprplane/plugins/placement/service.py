@@ -5,36 +5,42 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
+import pluggy
 
 import daprplane
 from daprplane._proto.placement.v1 import placement_pb2
 from daprplane.core.component import ComponentContext
-from daprplane.core.kube.leadership import Leadership, SingleNode
+from daprplane.core.hookcall import call_each
+from daprplane.core.kube.leadership import Leadership
 from daprplane.core.runtime import FatalError
 from daprplane.plugins.placement import state_http
 from daprplane.plugins.placement.disseminator import Disseminator, Settings
-from daprplane.plugins.placement.leadership import RaftLeadership
+from daprplane.plugins.placement.leadership import RaftLeadership, RaftListenError
 from daprplane.plugins.placement.metrics import PlacementMetrics
 from daprplane.plugins.placement.namespaces import NamespaceLoop, Namespaces
 from daprplane.plugins.placement.options import OptionsError, PlacementOptions
 from daprplane.plugins.placement.server import PlacementServicer, new_server
 from daprplane.plugins.placement.streams import Status
-from daprplane.plugins.placement.tables import observed_tables
+from daprplane.plugins.placement.tables import EncodedTables, observed_tables
+
+if TYPE_CHECKING:  # cryptography and the sentry client load only with --tls-enabled
+    from daprplane.plugins.placement.identity import PlacementIdentity
 
 PLACEMENT_APP_ID = "dapr-placement"
 GRACE_PERIOD = 5.0
 
 
-def _leadership(options: PlacementOptions, log: logging.Logger | None = None) -> Leadership:
-    if len(options.peers) == 1:
-        # One peer leads at once, in either mode, and needs no RBAC beyond Dapr's chart.
-        return SingleNode()
-    if options.mode == "kubernetes":
-        # Several peers elect on a Lease: the API server authenticates every peer, so this works
-        # with --tls-enabled too (Helm's HA install).
+def _leadership(
+    options: PlacementOptions,
+    log: logging.Logger | None = None,
+    identity: PlacementIdentity | None = None,
+) -> Leadership:
+    if options.mode == "kubernetes" and len(options.peers) > 1:
+        # Several peers elect on a Lease: the API server authenticates every peer, and Helm's
+        # HA install grants the RBAC for it.
         from daprplane.core.kube.lease import LeaseConfigError
         from daprplane.plugins.placement.lease import LeaseLeadership
 
@@ -42,41 +48,41 @@ def _leadership(options: PlacementOptions, log: logging.Logger | None = None) ->
             return LeaseLeadership.from_environ(options.node_id, options.namespace, log=log)
         except LeaseConfigError as error:
             raise FatalError(str(error)) from None
-    if options.tls_enabled:
-        # pysyncobj cannot authenticate peers by SPIFFE ID; refusing beats an open raft port.
-        raise FatalError(
-            "raft between several placement peers does not support --tls-enabled in this "
-            "release; run a single peer"
-        )
-    me = options.this_peer
-    partners = [peer.address for peer in options.peers if peer.id != me.id]
-    return RaftLeadership(me.address, partners)
+    # Raft otherwise, even for a single peer: Dapr listens on this node's raft address either
+    # way. With --tls-enabled the peers speak mTLS and accept only placement's SPIFFE ID.
+    if options.tls_enabled and identity is None:
+        from daprplane.plugins.placement.identity import PlacementIdentity
+
+        identity = PlacementIdentity(options)
+    try:
+        tls = identity.raft_tls() if identity is not None else None
+        return RaftLeadership(options.node_id, options.peers, tls=tls)
+    except ValueError as error:
+        raise FatalError(f"invalid raft configuration: {error}") from None
 
 
 class TableObservers:
-    """Calls every ``daprplane_placement_table_disseminated`` implementation on its own."""
+    """Calls ``daprplane_placement_table_disseminated`` through pluggy, each observer on its own:
+    one failing observer must not affect dissemination or the other observers."""
 
     def __init__(self, hook: Any, log: logging.Logger) -> None:
         self._caller = getattr(hook, "daprplane_placement_table_disseminated", None)
         self._log = log
 
-    def __call__(self, namespace: str, version: int, tables: placement_pb2.PlacementTables) -> None:
+    def __call__(self, namespace: str, version: int, tables: EncodedTables) -> None:
         if self._caller is None:
             return
-        impls = self._caller.get_hookimpls()
-        if not impls:
-            return
+        if not self._caller.get_hookimpls():
+            return  # nobody observes: the tables are not copied
         arguments: Mapping[str, Any] = {
             "namespace": namespace,
             "version": version,
             "tables": observed_tables(tables),
         }
-        for impl in impls:
-            try:
-                impl.function(**{name: arguments[name] for name in impl.argnames})
-            except Exception as error:
-                # One failing observer must not affect dissemination or the other observers.
-                self._log.error("Table observer of plugin %s failed: %s", impl.plugin_name, error)
+        call_each(self._caller, arguments, self._failed)
+
+    def _failed(self, impl: pluggy.HookImpl, error: Exception) -> None:
+        self._log.error("Table observer of plugin %s failed: %s", impl.plugin_name, error)
 
 
 class PlacementService:
@@ -93,7 +99,12 @@ class PlacementService:
         )
         if options.metadata_enabled:
             context.health.add_route("GET", "/placement/state", state_http.handler(self.snapshot))
-        self.leadership = _leadership(options, self.log)
+        self.identity: PlacementIdentity | None = None
+        if options.tls_enabled:
+            from daprplane.plugins.placement.identity import PlacementIdentity
+
+            self.identity = PlacementIdentity(options, self.provider_target)
+        self.leadership = _leadership(options, self.log, self.identity)
         self.observers = TableObservers(context.hook, self.log)
         settings = Settings(
             replication_factor=options.replication_factor,
@@ -112,7 +123,11 @@ class PlacementService:
 
         self.namespaces = Namespaces(machine)
         self.servicer = PlacementServicer(
-            self.namespaces, self.leadership, node_id=options.node_id, mtls=options.tls_enabled
+            self.namespaces,
+            self.leadership,
+            node_id=options.node_id,
+            mtls=options.tls_enabled,
+            limits=options.limits,
         )
 
     def snapshot(self) -> Mapping[str, tuple[list[placement_pb2.Host], int]] | None:
@@ -127,12 +142,13 @@ class PlacementService:
             "unknown",
         )
         async with contextlib.AsyncExitStack() as stack:
-            server = new_server(self.options.keepalive_time, self.options.keepalive_timeout)
+            server = new_server(
+                self.options.keepalive_time, self.options.keepalive_timeout, self.options.limits
+            )
             server.add_generic_rpc_handlers((self.servicer.handler(),))
-            if self.options.tls_enabled:
-                from daprplane.plugins.placement.identity import serve_mtls
-
-                await serve_mtls(self, server, stack)
+            if self.identity is not None:
+                await self.identity.start(stack)
+                await self.identity.serve_mtls(server, stack)
             else:
                 self._bind(server)
                 await server.start()
@@ -141,8 +157,11 @@ class PlacementService:
             self.log.info("Placement service started on port %d", self.options.port)
 
             self.leadership.on_lost(self._lost_leadership)
-            await self.leadership.start()
             stack.push_async_callback(self.leadership.aclose)
+            try:
+                await self.leadership.start()
+            except RaftListenError as error:
+                raise FatalError(str(error)) from None
             self.leadership_target.ready()
             await self._lead_forever()
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiohttp import web
-
 from daprplane._proto.placement.v1 import placement_pb2
+from daprplane.core.httpserver import Request, Response
 
 #: namespace -> (hosts sorted by name, version), or None when this node does not lead.
 Snapshot = Callable[[], Mapping[str, tuple[list[placement_pb2.Host], int]] | None]
@@ -79,8 +78,8 @@ def go_json(document: Any) -> bytes:
     return _GO_REWRITES.sub(_go_escape, text).encode()
 
 
-def handler(snapshot: Snapshot) -> Callable[[web.Request], Any]:
-    async def placement_state(_: web.Request) -> web.Response:
-        return web.Response(body=state_json(snapshot()), content_type="application/json")
+def handler(snapshot: Snapshot) -> Callable[[Request], Awaitable[Response]]:
+    async def placement_state(_: Request) -> Response:
+        return Response(body=state_json(snapshot()), content_type="application/json")
 
     return placement_state

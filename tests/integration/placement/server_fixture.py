@@ -17,7 +17,7 @@ from daprplane.plugins.placement.disseminator import Disseminator, Settings
 from daprplane.plugins.placement.leadership import SingleNode
 from daprplane.plugins.placement.namespaces import Namespaces
 from daprplane.plugins.placement.server import PlacementServicer, new_server
-from tests.integration.launchers import free_port, started, wait_for_status
+from tests.integration.launchers import LoopbackPorts, free_port, started_healthy
 
 
 @dataclass
@@ -97,26 +97,18 @@ class PlacementProcess:
 
 @contextlib.contextmanager
 def run_placement(*args: str, env: dict[str, str] | None = None) -> Iterator[PlacementProcess]:
-    """``daprplane-placement`` on free loopback ports with an empty environment, once healthy."""
-    port, healthz, metrics = free_port(), free_port(), free_port()
-    with started(
-        "daprplane-placement",
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        f"--healthz-port={healthz}",
-        "--healthz-listen-address=127.0.0.1",
-        f"--metrics-port={metrics}",
-        "--metrics-listen-address=127.0.0.1",
-        *args,
-        env=env or {},
+    """``daprplane-placement`` on free loopback ports with an empty environment, once healthy.
+
+    Without an ``--initial-cluster`` in ``args`` the node's raft port is a free one too: the
+    default, 8201, would collide between tests running side by side."""
+    if not any(arg.startswith("--initial-cluster") for arg in args):
+        node = next((a.split("=", 1)[1] for a in args if a.startswith("--id=")), "dapr-placement-0")
+        args = (f"--initial-cluster={node}=127.0.0.1:{free_port()}", *args)
+    ports = LoopbackPorts()
+    with started_healthy(
+        "daprplane-placement", *ports.flags(), *args, healthz_port=ports.healthz, env=env
     ) as process:
-        try:
-            wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=30)
-        except AssertionError:
-            process.kill()
-            out, err = process.communicate(timeout=10)
-            raise AssertionError(f"placement did not become healthy:\n{out}\n{err}") from None
-        yield PlacementProcess(process, port, healthz, metrics)
+        yield PlacementProcess(process, ports.port, ports.healthz, ports.metrics)
 
 
 def channel(address: str) -> grpc.aio.Channel:

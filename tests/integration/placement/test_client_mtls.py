@@ -17,7 +17,7 @@ from daprplane.core.security.anchors import StaticTrustAnchors
 from daprplane.core.security.rotation import SvidSource
 from daprplane.core.security.sentry_client import SentryClient
 from daprplane.plugins.placement.client import MtlsCredentials, Placement, PlacementClient
-from tests.integration.launchers import free_port, started, wait_for_status
+from tests.integration.placement.server_fixture import run_placement
 from tests.integration.sentry.conftest import run_sentry
 
 TIMEOUT = 20
@@ -33,26 +33,16 @@ class ControlPlane:
 @pytest.fixture(scope="module")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     credentials = tmp_path_factory.mktemp("sentry") / "credentials"
-    with run_sentry(credentials, env={"NAMESPACE": "default"}) as sentry:
-        port, healthz, metrics = free_port(), free_port(), free_port()
-        with started(
-            "daprplane-placement",
-            f"--port={port}",
-            "--listen-address=127.0.0.1",
-            f"--healthz-port={healthz}",
-            f"--metrics-port={metrics}",
+    with (
+        run_sentry(credentials, env={"NAMESPACE": "default"}) as sentry,
+        run_placement(
             "--tls-enabled",
             f"--trust-anchors-file={credentials / 'ca.crt'}",
             f"--sentry-address={sentry.address}",
             env={"NAMESPACE": "default"},
-        ) as process:
-            try:
-                wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=30)
-            except AssertionError:
-                process.kill()
-                out, err = process.communicate(timeout=10)
-                raise AssertionError(f"placement did not become healthy:\n{out}\n{err}") from None
-            yield ControlPlane(f"127.0.0.1:{port}", sentry.address, credentials / "ca.crt")
+        ) as placement,
+    ):
+        yield ControlPlane(placement.address, sentry.address, credentials / "ca.crt")
 
 
 async def mtls(plane: ControlPlane, app_id: str) -> MtlsCredentials:

@@ -14,7 +14,8 @@ import pytest
 
 from daprplane.plugins.placement.client import Placement, PlacementClient
 from daprplane.ring import implementation
-from tests.integration.launchers import free_port, started, wait_for_status
+from tests.integration.launchers import free_port
+from tests.integration.placement.server_fixture import run_placement
 
 BIN = Path(sys.executable).parent
 TIMEOUT = 20
@@ -22,23 +23,8 @@ TIMEOUT = 20
 
 @pytest.fixture(scope="module")
 def placement() -> Iterator[str]:
-    port, healthz, metrics = free_port(), free_port(), free_port()
-    with started(
-        "daprplane-placement",
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        f"--healthz-port={healthz}",
-        "--healthz-listen-address=127.0.0.1",
-        f"--metrics-port={metrics}",
-        "--disseminate-timeout=3s",
-    ) as process:
-        try:
-            wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=30)
-        except AssertionError:
-            process.kill()
-            out, err = process.communicate(timeout=10)
-            raise AssertionError(f"placement did not become healthy:\n{out}\n{err}") from None
-        yield f"127.0.0.1:{port}"
+    with run_placement("--disseminate-timeout=3s") as process:
+        yield process.address
 
 
 def sidecar(

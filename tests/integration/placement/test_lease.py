@@ -22,7 +22,7 @@ import pytest
 from kubernetes import client
 
 from daprplane.core.runtime import FatalError
-from daprplane.plugins.placement.leadership import RaftLeadership, SingleNode
+from daprplane.plugins.placement.leadership import RaftLeadership
 from daprplane.plugins.placement.lease import LEASE_NAME, LeaseLeadership, LeaseTimings
 from daprplane.plugins.placement.options import PlacementOptions
 from daprplane.plugins.placement.service import _leadership
@@ -403,7 +403,8 @@ def test_kubernetes_mode_elects_on_the_lease_with_several_peers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for tls in (False, True):
-        assert isinstance(_leadership(_options("kubernetes", 1, tls)), SingleNode)
+        # A single peer runs raft alone in either mode: it leads at once on its raft port.
+        assert isinstance(_leadership(_options("kubernetes", 1, tls)), RaftLeadership)
     for peers_, tls in ((2, False), (3, True)):
         leadership = _leadership(_options("kubernetes", peers_, tls))
         assert isinstance(leadership, LeaseLeadership)
@@ -412,10 +413,8 @@ def test_kubernetes_mode_elects_on_the_lease_with_several_peers(
             "dapr-system",
             LEASE_NAME,
         )
-    assert isinstance(_leadership(_options("standalone", 1, True)), SingleNode)
-    assert isinstance(_leadership(_options("standalone", 3, False)), RaftLeadership)
-    with pytest.raises(FatalError, match="does not support --tls-enabled"):
-        _leadership(_options("standalone", 3, True))
+    for peers_, tls in ((1, True), (3, False), (3, True)):
+        assert isinstance(_leadership(_options("standalone", peers_, tls)), RaftLeadership)
     monkeypatch.setenv("DAPRPLANE_PLACEMENT_LEASE_RETRY_PERIOD", "9s")
     with pytest.raises(FatalError, match="renew deadline must be greater"):
         _leadership(_options("kubernetes", 3, True))

@@ -91,12 +91,19 @@ async def test_later_message_authorization_closes_only_that_stream(
     async with in_process() as placement, channel(placement.address) as ch:
         a = await Sidecar(ch, "10.0.0.1:1", "a", entities=["T"]).connect()
         other = await Sidecar(ch, "10.0.0.2:1", "b", entities=["T"]).connect()
-        await a.wait_unlocked(2)
+        # Both joined: in one round or two, depending on when the second report arrived.
+        await a.wait_for(
+            lambda s: s.load_map() == {"T": ["10.0.0.1:1", "10.0.0.2:1"]}
+            and s.operations()[-1][0] == "unlock"
+        )
         await a.send(message)
         ended = await a.wait_ended()
         assert (ended.code, ended.details) == expected
-        await other.wait_unlocked(3)  # a's leave is a delete round
-        assert other.load_map() == {"T": ["10.0.0.2:1"]} and other.ended is None
+        # a's leave is a delete round.
+        await other.wait_for(
+            lambda s: s.load_map() == {"T": ["10.0.0.2:1"]} and s.operations()[-1][0] == "unlock"
+        )
+        assert other.ended is None
         await other.aclose()
 
 
