@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.launchers import free_port, script, wait_for_status
+from tests.integration.launchers import free_port, script, wait_until_healthy
 
 BUILT_IN = {"DAPRPLANE_PLUGINS": "placement,sentry,injector,operator,injector-registry-mirror"}
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", re.MULTILINE)
@@ -53,7 +53,7 @@ def run_until_healthy(name: str, *args: str) -> set[str]:
         cwd="/",
     )
     try:
-        wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200)
+        wait_until_healthy(process, healthz, what=name)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
@@ -88,9 +88,11 @@ NEVER = ("daprplane.core.local", "matplotlib", "numpy", "daprplane.plugins.place
 
 def other_components(modules: set[str], component: str) -> set[str]:
     """Modules of the other built-in components beyond what registering them takes (their
-    ``plugin`` and ``flags`` modules)."""
+    ``plugin``, ``flags`` and ``hookspecs`` modules)."""
     others = [f"daprplane.plugins.{name}" for name in COMPONENTS if name != component]
-    registering = {f"{package}.{module}" for package in others for module in ("plugin", "flags")}
+    registering = {
+        f"{package}.{module}" for package in others for module in ("plugin", "flags", "hookspecs")
+    }
     return under(modules, *others) - registering - set(others)
 
 

@@ -1,15 +1,17 @@
-"""Calling the injector's plugin hooks one plugin at a time, so each failure has a name.
+"""Calling the injector's plugin hooks, each plugin's failure on its own and with its name.
 
-pluggy would call every implementation in one go, most recently registered first, and one
-exception would lose the others' work. Here each plugin runs on its own copy of the data, in
-registration order (``tryfirst`` ones first, ``trylast`` ones last); its result is checked, and
-a plugin that raises or returns something invalid is handled by the failure policy:
+Every hook is called through pluggy (:func:`daprplane.core.hookcall.call_each`), so plugins
+run in pluggy's order (most recently registered first, ``tryfirst`` ones before, ``trylast``
+ones after) and wrappers wrap the whole call. Each plugin works on its own copy of the data;
+what it returns or leaves is checked, and one that raises or breaks the rules is handled by the
+failure policy:
 
 - ``skip`` (default): log a warning, report the plugin to ``on_failure`` (a metric), and go on
   as if that plugin had not run for this pod;
 - ``deny``: the same report, then :class:`PatchError` naming the plugin, which rejects the pod.
 
-Hook wrappers are not supported for injector hooks and are ignored.
+Wrappers see the shared data the plugins' accepted edits are copied into; what they leave is
+checked once after the call, and a result they broke counts against every wrapper of the hook.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import pluggy
 
+from daprplane.core.hookcall import Invoke, call_each
 from daprplane.plugins.injector.config import PluginFailurePolicy
 from daprplane.plugins.injector.errors import PatchError
 
@@ -36,34 +39,25 @@ class PluginResultError(Exception):
     """A plugin returned or left something the injector cannot use."""
 
 
-def ordered_implementations(caller: Any) -> list[pluggy.HookImpl]:
-    """The implementations of one hook in the order the injector calls them."""
-    impls = [impl for impl in caller.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
-    # get_hookimpls() lists plain ones in registration order, appends tryfirst ones and puts
-    # trylast ones in front (each newly registered trylast first).
-    first = [impl for impl in impls if impl.tryfirst]
-    plain = [impl for impl in impls if not impl.tryfirst and not impl.trylast]
-    last = list(reversed([impl for impl in impls if impl.trylast]))
-    return [*first, *plain, *last]
-
-
 def declared_annotations(hook: pluggy.HookRelay | None) -> list[str]:
     """What ``daprplane_injector_annotations`` returns across plugins, for the start-up log."""
-    if hook is None:
+    caller = getattr(hook, "daprplane_injector_annotations", None)
+    if caller is None:
         return []
+
+    def failed(impl: pluggy.HookImpl, error: Exception) -> None:
+        log.warning(
+            "injector plugin %s: daprplane_injector_annotations failed: %s",
+            impl.plugin_name,
+            _describe(error),
+        )
+
+    def names(impl: pluggy.HookImpl, arguments: dict[str, Any], invoke: Invoke) -> list[str]:
+        return [name for name in invoke(arguments) or [] if isinstance(name, str)]
+
     found: list[str] = []
-    for impl in ordered_implementations(hook.daprplane_injector_annotations):
-        try:
-            result: Any = impl.function()
-            names = [name for name in result or [] if isinstance(name, str)]
-        except Exception as error:
-            log.warning(
-                "injector plugin %s: daprplane_injector_annotations failed: %s",
-                impl.plugin_name,
-                _describe(error),
-            )
-            continue
-        found += [name for name in names if name not in found]
+    for result in call_each(caller, {}, failed, names) or []:
+        found += [name for name in result if isinstance(name, str) and name not in found]
     return found
 
 
@@ -85,66 +79,95 @@ class InjectorHooks:
         self, sidecar: dict[str, Any], pod: Mapping[str, Any], annotations: Mapping[str, str]
     ) -> dict[str, Any]:
         """The daprd container after every plugin's edits."""
-        for impl in self._impls("daprplane_injector_edit_sidecar"):
-            candidate = copy.deepcopy(sidecar)
-            arguments = {
+        working = copy.deepcopy(sidecar)
+
+        def edit(impl: pluggy.HookImpl, arguments: dict[str, Any], invoke: Invoke) -> None:
+            candidate = copy.deepcopy(working)
+            mine = {
                 "sidecar": candidate,
                 "pod": copy.deepcopy(pod),
                 "annotations": dict(annotations),
             }
-            result = self._call(
-                impl, arguments, functools.partial(_check_sidecar, edited=candidate)
-            )
-            if result is not None:
-                sidecar = result
-        return sidecar
+            accepted = _check_sidecar(invoke(mine), edited=candidate)
+            working.clear()
+            working.update(accepted)
+
+        # Wrappers get the shared container that each plugin's accepted edits are copied into.
+        arguments = {
+            "sidecar": working,
+            "pod": copy.deepcopy(pod),
+            "annotations": dict(annotations),
+        }
+        if self._call("daprplane_injector_edit_sidecar", arguments, edit) is None:
+            return sidecar
+        try:
+            return _check_sidecar(None, edited=working)
+        except PluginResultError as error:
+            self._wrappers_failed("daprplane_injector_edit_sidecar", error)
+            return sidecar
 
     def edit_pod(
         self, pod: Mapping[str, Any], annotations: Mapping[str, str]
     ) -> list[dict[str, Any]]:
-        """The pod-level operations all plugins contribute, in plugin order."""
-        ops: list[dict[str, Any]] = []
-        for impl in self._impls("daprplane_injector_edit_pod"):
-            arguments = {"pod": copy.deepcopy(pod), "annotations": dict(annotations)}
-            result = self._call(impl, arguments, _check_pod_ops)
-            if result is not None:
-                ops += result
-        return ops
+        """The pod-level operations all plugins contribute, in the order they were called."""
+
+        def contribute(
+            impl: pluggy.HookImpl, arguments: dict[str, Any], invoke: Invoke
+        ) -> list[dict[str, Any]]:
+            mine = {"pod": copy.deepcopy(pod), "annotations": dict(annotations)}
+            return _check_pod_ops(invoke(mine))
+
+        arguments = {"pod": copy.deepcopy(pod), "annotations": dict(annotations)}
+        results = self._call("daprplane_injector_edit_pod", arguments, contribute)
+        if results is None:
+            return []
+        try:
+            return _check_pod_ops([op for result in results for op in result])
+        except (PluginResultError, TypeError) as error:
+            self._wrappers_failed("daprplane_injector_edit_pod", error)
+            return []
 
     def edit_patch(
         self, patch: list[dict[str, Any]], pod: Mapping[str, Any]
     ) -> list[dict[str, Any]]:
         """The final patch after every plugin has seen (and perhaps extended) it."""
-        for impl in self._impls("daprplane_injector_edit_patch"):
-            candidate = copy.deepcopy(patch)
-            arguments = {"patch": candidate, "pod": copy.deepcopy(pod)}
-            result = self._call(impl, arguments, functools.partial(_check_patch, edited=candidate))
-            if result is not None:
-                patch = result
-        return patch
+        working = copy.deepcopy(patch)
 
-    def _impls(self, name: str) -> list[pluggy.HookImpl]:
-        if self.hook is None:
-            return []
-        return ordered_implementations(getattr(self.hook, name))
+        def edit(impl: pluggy.HookImpl, arguments: dict[str, Any], invoke: Invoke) -> None:
+            candidate = copy.deepcopy(working)
+            mine = {"patch": candidate, "pod": copy.deepcopy(pod)}
+            working[:] = _check_patch(invoke(mine), edited=candidate)
+
+        arguments = {"patch": working, "pod": copy.deepcopy(pod)}
+        if self._call("daprplane_injector_edit_patch", arguments, edit) is None:
+            return patch
+        try:
+            return _check_patch(None, edited=working)
+        except PluginResultError as error:
+            self._wrappers_failed("daprplane_injector_edit_patch", error)
+            return patch
 
     def _call(
         self,
-        impl: pluggy.HookImpl,
-        arguments: Mapping[str, Any],
-        check: Callable[[Any], Any],
+        name: str,
+        arguments: dict[str, Any],
+        run: Callable[[pluggy.HookImpl, dict[str, Any], Invoke], Any],
     ) -> Any:
-        try:
-            # Pass only the arguments the implementation declares, as pluggy does.
-            returned = impl.function(*[arguments[name] for name in impl.argnames])
-            return check(returned)
-        except Exception as error:
-            self._failed(impl, error)
+        """The hook's results through pluggy; ``None`` when no plugin implements it."""
+        caller = getattr(self.hook, name, None)
+        if caller is None or not caller.get_hookimpls():
             return None
+        return call_each(caller, arguments, functools.partial(self._failed, name), run)
 
-    def _failed(self, impl: pluggy.HookImpl, error: Exception) -> None:
-        name = impl.plugin_name
-        hook_name = impl.function.__name__
+    def _failed(self, hook_name: str, impl: pluggy.HookImpl, error: Exception) -> None:
+        self._report(impl.plugin_name, hook_name, error)
+
+    def _wrappers_failed(self, hook_name: str, error: Exception) -> None:
+        caller = getattr(self.hook, hook_name)
+        wrappers = [impl.plugin_name for impl in caller.get_hookimpls() if _is_wrapper(impl)]
+        self._report(", ".join(wrappers) or "unknown", hook_name, error)
+
+    def _report(self, name: str, hook_name: str, error: Exception) -> None:
         reason = str(error) if isinstance(error, PluginResultError) else _describe(error)
         log.warning("injector plugin %s failed in %s: %s", name, hook_name, reason)
         if self.on_failure is not None:
@@ -154,6 +177,10 @@ class InjectorHooks:
                 log.exception("plugin failure callback raised")
         if self.policy is PluginFailurePolicy.DENY:
             raise PatchError(f"injector plugin '{name}' failed in {hook_name}: {reason}") from error
+
+
+def _is_wrapper(impl: pluggy.HookImpl) -> bool:
+    return bool(impl.wrapper or impl.hookwrapper)
 
 
 def _describe(error: BaseException) -> str:

@@ -1,10 +1,22 @@
-"""The built-in injector plugin: registers the ``injector`` component and its launcher."""
+"""The built-in injector plugin: registers the ``injector`` component and its launcher, and
+adds the injector's hook specs to the host."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from daprplane.core.component import ComponentSpec
 from daprplane.core.markers import hookimpl
+from daprplane.plugins.injector import hookspecs
 from daprplane.plugins.injector.flags import FLAGS
+
+if TYPE_CHECKING:
+    import pluggy
+
+
+@hookimpl
+def daprplane_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 @hookimpl

@@ -14,17 +14,19 @@ Environment of the injector:
   ``imagePullSecrets``, together with those of the pod annotation
   ``dapr.io/sidecar-image-pull-secrets``; names the pod already lists are not added again.
 
-Both are read for every pod, so a restart is not needed to change them in tests; with neither
-set, the plugin changes nothing.
+Both are read once, from the environment the plugin host hands every plugin when it loads
+(``daprplane_configure``: the injector's process environment), not from ``os.environ`` for each
+pod; changing them takes a restart. With neither set, the plugin changes nothing. One injector
+runs per process, so the settings are the module's: the last host to load it configures it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from daprplane.core.markers import hookimpl
+from daprplane.plugin import hookimpl
 
 MIRROR_ENV = "DAPRPLANE_REGISTRY_MIRROR"
 PULL_SECRETS_ENV = "DAPRPLANE_IMAGE_PULL_SECRETS"
@@ -42,7 +44,7 @@ def parse_rules(text: str) -> list[tuple[str, str]]:
     return rules
 
 
-def mirrored(image: str, rules: list[tuple[str, str]]) -> str:
+def mirrored(image: str, rules: Sequence[tuple[str, str]]) -> str:
     """``image`` with the first matching rule's prefix replaced (see the module docstring)."""
     for source, mirror in rules:
         if not image.startswith(source):
@@ -58,6 +60,31 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+@dataclass(frozen=True)
+class MirrorSettings:
+    """What the environment asks of this plugin, parsed once."""
+
+    rules: tuple[tuple[str, str], ...] = ()
+    pull_secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> MirrorSettings:
+        return cls(
+            rules=tuple(parse_rules(environ.get(MIRROR_ENV, ""))),
+            pull_secrets=tuple(_names(environ.get(PULL_SECRETS_ENV, ""))),
+        )
+
+
+#: Nothing until a host configures the plugin.
+settings = MirrorSettings()
+
+
+@hookimpl
+def daprplane_configure(environ: Mapping[str, str]) -> None:
+    global settings
+    settings = MirrorSettings.from_environ(environ)
+
+
 @hookimpl
 def daprplane_injector_annotations() -> list[str]:
     return [PULL_SECRETS_ANNOTATION]
@@ -65,17 +92,15 @@ def daprplane_injector_annotations() -> list[str]:
 
 @hookimpl
 def daprplane_injector_edit_sidecar(sidecar: dict[str, Any]) -> None:
-    rules = parse_rules(os.environ.get(MIRROR_ENV, ""))
-    if rules and isinstance(sidecar.get("image"), str):
-        sidecar["image"] = mirrored(sidecar["image"], rules)
+    if settings.rules and isinstance(sidecar.get("image"), str):
+        sidecar["image"] = mirrored(sidecar["image"], settings.rules)
 
 
 @hookimpl
 def daprplane_injector_edit_pod(
     pod: Mapping[str, Any], annotations: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    wanted = _names(os.environ.get(PULL_SECRETS_ENV, ""))
-    wanted += _names(annotations.get(PULL_SECRETS_ANNOTATION, ""))
+    wanted = [*settings.pull_secrets, *_names(annotations.get(PULL_SECRETS_ANNOTATION, ""))]
     spec = pod.get("spec") or {}
     existing = spec.get("imagePullSecrets") if isinstance(spec, Mapping) else None
     existing = existing if isinstance(existing, list) else []

@@ -28,7 +28,7 @@ def daprplane_register_components() -> list[ComponentSpec]:
             run="daprplane.plugins.placement.service:run",
             flags=FLAGS,
             extra="placement",
-            requires=("grpc", "google.protobuf", "cryptography", "pysyncobj", "kubernetes"),
+            requires=("grpc", "google.protobuf", "cryptography", "kubernetes"),
             scope="dapr.placement",
             # The tools' modules are imported only when a tool runs: not by the launcher.
             commands={

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+import pluggy
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +27,7 @@ from google.protobuf import timestamp_pb2
 
 from daprplane._proto.sentry.v1 import sentry_pb2, sentry_pb2_grpc
 from daprplane.core import grpc_decoding
+from daprplane.core.hookcall import call_each
 from daprplane.core.security.spiffe import SpiffeId, SpiffeIdError
 from daprplane.plugins.sentry.ca import Credentials, pem, sign_workload
 from daprplane.plugins.sentry.ca.workload import PublicKey
@@ -116,6 +118,10 @@ def _parse_csr(data: bytes) -> PublicKey:
     if not valid:
         raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "invalid signature")
     return public_key  # type: ignore[return-value]  # one of the supported types, checked above
+
+
+def _observer_failed(impl: pluggy.HookImpl, error: Exception) -> None:
+    log.error("Certificate observer of plugin %s failed: %s", impl.plugin_name, error)
 
 
 def _timestamp(moment: datetime.datetime) -> timestamp_pb2.Timestamp:
@@ -289,9 +295,8 @@ class CAServicer(sentry_pb2_grpc.CAServicer):
         kind: int,
     ) -> None:
         caller = getattr(self.hook, "daprplane_sentry_certificate_issued", None)
-        if caller is None:
+        if caller is None or not caller.get_hookimpls():
             return
-        # Each observer on its own: one that raises must not hide the request or the others.
         arguments = {
             "spiffe_id": spiffe_id,
             "namespace": request.namespace,
@@ -299,9 +304,6 @@ class CAServicer(sentry_pb2_grpc.CAServicer):
             "not_after": leaf.not_valid_after_utc,
             "validator": kind_name(kind),
         }
-        for impl in caller.get_hookimpls():
-            try:
-                # pluggy lets an implementation take only the arguments it names.
-                impl.function(**{name: arguments[name] for name in impl.argnames})
-            except Exception as error:
-                log.error("Certificate observer of plugin %s failed: %s", impl.plugin_name, error)
+        # Through pluggy, each observer on its own: one that raises must not fail the request
+        # or hide it from the others.
+        call_each(caller, arguments, _observer_failed)

@@ -54,28 +54,29 @@ class Recorder:
         patch.append({"op": "add", "path": f"/metadata/annotations/seen-{self.name}", "value": "1"})
 
 
-def test_hooks_run_in_documented_order_and_registration_order():
+def test_hooks_run_in_documented_order_and_pluggy_order():
     host, calls = PluginHost(environ={}), []
     for name in ("first", "second"):
         assert host.register(Recorder(name, calls), name)
     patch = inject(host)
+    # Hook by hook as documented; within a hook, pluggy's order: last registered first.
     assert calls == [
-        ("sidecar", "first"),
         ("sidecar", "second"),
-        ("pod", "first"),
+        ("sidecar", "first"),
         ("pod", "second"),
-        ("patch", "first"),
+        ("pod", "first"),
         ("patch", "second"),
+        ("patch", "first"),
     ]
     assert [e["value"] for e in sidecar_of(patch)["env"] if e["name"] == "BY"] == [
-        "first",
         "second",
+        "first",
     ]
     assert [op["path"] for op in patch[-4:]] == [
-        "/metadata/labels/by-first",
         "/metadata/labels/by-second",
-        "/metadata/annotations/seen-first",
+        "/metadata/labels/by-first",
         "/metadata/annotations/seen-second",
+        "/metadata/annotations/seen-first",
     ]
 
 
@@ -174,10 +175,12 @@ def test_registry_mirror_rules():
     )
 
 
-def test_registry_mirror_plugin(monkeypatch):
-    monkeypatch.setenv(registry_mirror.MIRROR_ENV, "ghcr.io/dapr=registry.example.internal/dapr")
-    monkeypatch.setenv(registry_mirror.PULL_SECRETS_ENV, "regcred, other")
-    host = PluginHost(environ={})
+def test_registry_mirror_plugin():
+    environ = {
+        registry_mirror.MIRROR_ENV: "ghcr.io/dapr=registry.example.internal/dapr",
+        registry_mirror.PULL_SECRETS_ENV: "regcred, other",
+    }
+    host = PluginHost(environ=environ)
     host.register(registry_mirror, "injector-registry-mirror")
     pod = nodeapp_pod()
     pod["metadata"]["annotations"]["dapr.io/sidecar-image-pull-secrets"] = "other,annotated"
@@ -194,9 +197,10 @@ def test_registry_mirror_plugin(monkeypatch):
         {"op": "add", "path": "/spec/imagePullSecrets/-", "value": {"name": "other"}},
         {"op": "add", "path": "/spec/imagePullSecrets/-", "value": {"name": "annotated"}},
     ]
-    monkeypatch.delenv(registry_mirror.MIRROR_ENV)
-    monkeypatch.delenv(registry_mirror.PULL_SECRETS_ENV)
-    assert inject(host) == inject(None)
+    # Settings are read once, when the plugin loads: a host without them injects plainly.
+    unset = PluginHost(environ={})
+    unset.register(registry_mirror, "injector-registry-mirror")
+    assert inject(unset) == inject(None)
 
 
 # --- pluggable components ------------------------------------------------------------------

@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pluggy
+
 from daprplane._proto.sentry.v1 import sentry_pb2
+from daprplane.core.hookcall import Invoke, call_each
 from daprplane.plugins.sentry.config import SentryConfig
 from daprplane.plugins.sentry.validators.base import (
     TokenValidator,
@@ -114,22 +117,35 @@ def _plugin_kind(name: str, target: Any) -> int | None:
 def plugin_validators(hook: Any, logger: logging.Logger) -> dict[str, PluginValidator]:
     """Validators from every plugin's ``daprplane_sentry_token_validators``, by lowercase name.
 
-    A plugin whose hook fails, or a validator whose request enum value cannot be told (no
-    ``kind`` attribute, and a name that is neither an enum name nor a number), is logged and
-    skipped; the others still load.
+    The hook is called through pluggy, so plugins are asked in pluggy's order (and a name two
+    plugins return goes to the one asked first). A plugin whose hook fails, or a validator whose
+    request enum value cannot be told (no ``kind`` attribute, and a name that is neither an enum
+    name nor a number), is logged and skipped; the others still load.
     """
     found: dict[str, PluginValidator] = {}
     caller = getattr(hook, "daprplane_sentry_token_validators", None)
     if caller is None:
         return found
-    for impl in caller.get_hookimpls():
+    # Who returned each mapping, so that an ignored validator is reported against its plugin.
+    owners: dict[int, str] = {}
+
+    def failed(impl: pluggy.HookImpl, error: Exception) -> None:
+        # A broken plugin must not stop sentry.
+        logger.error("Token validators of plugin %s failed to load: %s", impl.plugin_name, error)
+
+    def contributed(impl: pluggy.HookImpl, arguments: dict[str, Any], invoke: Invoke) -> Any:
+        validators = invoke(arguments) or {}
+        if not isinstance(validators, Mapping):
+            raise TypeError(f"expected validators by name, got {type(validators).__name__}")
+        owners[id(validators)] = impl.plugin_name
+        return validators
+
+    for validators in call_each(caller, {}, failed, contributed):
+        plugin_name = owners.get(id(validators), "(a hook wrapper)")
         try:
-            contributed = impl.function() or {}
-            items = list(contributed.items())
-        except Exception as error:  # a broken plugin must not stop sentry
-            logger.error(
-                "Token validators of plugin %s failed to load: %s", impl.plugin_name, error
-            )
+            items = list(validators.items())
+        except Exception as error:
+            logger.error("Token validators of plugin %s failed to load: %s", plugin_name, error)
             continue
         for name, target in items:
             lowered = str(name).lower()
@@ -139,7 +155,7 @@ def plugin_validators(hook: Any, logger: logging.Logger) -> dict[str, PluginVali
                     "Ignoring token validator %r of plugin %s: it needs a 'kind' (the request's "
                     "token_validator value) and a name not already taken",
                     name,
-                    impl.plugin_name,
+                    plugin_name,
                 )
                 continue
             found[lowered] = PluginValidator(lowered, target, kind)

@@ -1,6 +1,7 @@
 """Adds a ``sample`` component, takes part in the injector's hooks and observes the operator.
 
-The ``sample`` component is a real, if small, service: it registers a healthz target, serves
+It imports only ``daprplane.plugin``, the surface daprplane offers plugin authors. The
+``sample`` component is a real, if small, service: it registers a healthz target, serves
 ``GET /sample`` on the healthz port with the ``--greeting`` flag's value, and stops on SIGTERM.
 """
 
@@ -13,13 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-import daprplane
-from daprplane.core import flags
+from daprplane import plugin
 
 ANNOTATION = "sample.daprplane.dev/greeting"
 
 
-async def run(context: daprplane.ComponentContext) -> None:
+async def run(context: plugin.ComponentContext) -> None:
     greeting = context.flags.greeting
     pause = context.flags["startup-delay"]
 
@@ -37,31 +37,31 @@ async def run(context: daprplane.ComponentContext) -> None:
         context.logger.info("sample component stopping")
 
 
-async def fail(context: daprplane.ComponentContext) -> None:
-    raise daprplane.FatalError("sample failure requested")
+async def fail(context: plugin.ComponentContext) -> None:
+    raise plugin.FatalError("sample failure requested")
 
 
-@daprplane.hookimpl
-def daprplane_register_components() -> list[daprplane.ComponentSpec]:
+@plugin.hookimpl
+def daprplane_register_components() -> list[plugin.ComponentSpec]:
     return [
-        daprplane.ComponentSpec(
+        plugin.ComponentSpec(
             name="sample",
             summary="A sample third-party component",
             run=run,
             flags=(
-                flags.string("greeting", "hello", "What GET /sample answers"),
-                flags.duration("startup-delay", "0s", "How long to stay not-ready at start"),
-                flags.boolean("shout", False, "Unused; exercises boolean parsing"),
-                flags.string_slice("tags", ("a", "b"), "Unused; exercises string slices"),
+                plugin.string("greeting", "hello", "What GET /sample answers"),
+                plugin.duration("startup-delay", "0s", "How long to stay not-ready at start"),
+                plugin.boolean("shout", False, "Unused; exercises boolean parsing"),
+                plugin.string_slice("tags", ("a", "b"), "Unused; exercises string slices"),
             ),
             scope="dapr.sample",
         ),
-        daprplane.ComponentSpec(
+        plugin.ComponentSpec(
             name="sample-fatal",
             summary="A sample component that fails at start",
             run=fail,
         ),
-        daprplane.ComponentSpec(
+        plugin.ComponentSpec(
             name="sample-needs-extra",
             summary="A sample component whose extra is not installed",
             run="daprplane_sample_missing_module:run",
@@ -71,21 +71,21 @@ def daprplane_register_components() -> list[daprplane.ComponentSpec]:
     ]
 
 
-@daprplane.hookimpl
+@plugin.hookimpl
 def daprplane_injector_annotations() -> list[str]:
     return [ANNOTATION]
 
 
-@daprplane.hookimpl
+@plugin.hookimpl
 def daprplane_injector_edit_sidecar(
-    sidecar: dict[str, Any], pod: Mapping[str, Any], annotations: Mapping[str, str]
+    sidecar: plugin.Container, pod: plugin.Pod, annotations: Mapping[str, str]
 ) -> None:
     greeting = annotations.get(ANNOTATION)
     if greeting:
         sidecar.setdefault("env", []).append({"name": "SAMPLE_GREETING", "value": greeting})
 
 
-@daprplane.hookimpl
+@plugin.hookimpl
 def daprplane_operator_resource_changed(kind: str, event: str, resource: Mapping[str, Any]) -> None:
     # An audit trail in one line per change.
     name = (resource.get("metadata") or {}).get("name")
