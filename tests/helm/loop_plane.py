@@ -70,7 +70,8 @@ from tests.helm.loop_pods import (
     pod_from_template,
     pod_name,
 )
-from tests.integration.launchers import free_port, http_status
+from tests.integration.launchers import free_port, wait_until_healthy
+from tests.integration.sentry.conftest import published_anchors
 from tests.k8s.cluster import KubeCluster, raw_request
 
 SENTRY = "dapr-sentry"
@@ -113,10 +114,6 @@ class Component:
     exit_code: int | None = None
 
     @property
-    def healthz(self) -> str:
-        return f"http://127.0.0.1:{self.ports['healthz-port']}/healthz"
-
-    @property
     def address(self) -> str:
         return f"127.0.0.1:{self.ports['port']}"
 
@@ -136,15 +133,13 @@ class Component:
 
     def wait_healthy(self, deadline: float) -> None:
         assert self.process is not None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"{self.workload} exited with {self.process.returncode}:\n{self.output()}"
-                )
-            if http_status(self.healthz) == 200:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{self.workload} not healthy in time:\n{self.output()}")
+        wait_until_healthy(
+            self.process,
+            int(self.ports["healthz-port"]),
+            what=self.workload,
+            timeout=deadline - time.monotonic(),
+            output=self.output,
+        )
 
     def stop(self) -> int | None:
         """SIGTERM, as the kubelet stops a container; the exit code (None: never started)."""
@@ -279,19 +274,6 @@ def restore_subscriptions_crd(api: Any) -> None:
     raw_request(api, "PATCH", path, body=patch, content_type="application/json-patch+json")
 
 
-def published_anchors(api: Any, namespace: str, timeout: float = STARTUP_TIMEOUT) -> bytes:
-    """``ca.crt`` of the ``dapr-trust-bundle`` ConfigMap, once sentry has written it."""
-    deadline = time.monotonic() + timeout
-    path = f"/api/v1/namespaces/{namespace}/configmaps/{TRUST_BUNDLE}"
-    while True:
-        data = raw_request(api, "GET", path).get("data") or {}
-        if data.get("ca.crt"):
-            return str(data["ca.crt"]).encode()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"sentry published no ca.crt in ConfigMap {TRUST_BUNDLE}")
-        time.sleep(0.1)
-
-
 # -- bringing it up --------------------------------------------------------------------------------
 
 
@@ -341,7 +323,7 @@ def _component(plane: LoopPlane, workload: str, ports: dict[str, int]) -> Compon
 def _start(plane: LoopPlane) -> None:
     plane.sentry.start()
     plane.sentry.wait_healthy(time.monotonic() + STARTUP_TIMEOUT)
-    plane.anchors = published_anchors(plane.api, plane.namespace)
+    plane.anchors = published_anchors(plane.api, plane.namespace, STARTUP_TIMEOUT)
     others = [component for name, component in plane.components.items() if name != SENTRY]
     for component in others:
         component.pod.materialise()  # the kubelet's sync of the updated ConfigMap

@@ -8,7 +8,14 @@ import urllib.request
 
 import pytest
 
-from tests.integration.launchers import free_port, run, started, wait_for_status
+from tests.integration.launchers import (
+    free_port,
+    http_status,
+    run,
+    started,
+    started_healthy,
+    wait_for_status,
+)
 
 COMPONENTS = ["placement", "sentry", "injector", "operator"]
 LAUNCHERS = ["daprplane", *(f"daprplane-{name}" for name in COMPONENTS)]
@@ -136,16 +143,14 @@ def test_serves_healthz_and_metrics_then_stops_gracefully(signum: signal.Signals
 
 def test_metrics_can_be_disabled() -> None:
     healthz, metrics = free_port(), free_port()
-    with started(
+    with started_healthy(
         "daprplane",
         "sample",
         f"--healthz-port={healthz}",
         f"--metrics-port={metrics}",
         "--enable-metrics=false",
+        healthz_port=healthz,
     ) as process:
-        wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200)
-        from tests.integration.launchers import http_status
-
         assert http_status(f"http://127.0.0.1:{metrics}/") is None
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)

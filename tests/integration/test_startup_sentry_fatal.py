@@ -8,16 +8,14 @@ starts the real launcher with an empty environment and reads its one fatal log l
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.launchers import free_port, run
+from tests.integration.launchers import fatal_message, free_port, run
 from tests.k8s.cluster import KubeCluster
 
 
@@ -38,21 +36,13 @@ def start(tmp_path: Path, *args: str, config: str = "", env: dict[str, str] | No
     )
 
 
-def fatal_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, result.stdout + result.stderr
-    fatal = [json.loads(line)["msg"] for line in result.stdout.splitlines() if '"fatal"' in line]
-    assert len(fatal) == 1, result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
-    return str(fatal[0])
-
-
 def test_an_unusable_jwks_source_ends_sentry_with_the_run_stage(tmp_path: Path) -> None:
     closed = free_port()  # nothing listens there: the first fetch is refused
     config = (
         "spec:\n  mtls:\n    tokenValidators:\n    - name: jwks\n      options:\n"
         f"        source: http://127.0.0.1:{closed}/jwks.json\n"
     )
-    message = fatal_line(start(tmp_path, f"--port={free_port()}", config=config))
+    message = fatal_message(start(tmp_path, f"--port={free_port()}", config=config))
     assert message.startswith("error running Sentry: ")
     assert f"http://127.0.0.1:{closed}/jwks.json" in message
 
@@ -62,13 +52,13 @@ def test_a_taken_grpc_port_is_the_run_stage(tmp_path: Path) -> None:
         busy.bind(("0.0.0.0", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        message = fatal_line(start(tmp_path, f"--port={port}"))
+        message = fatal_message(start(tmp_path, f"--port={port}"))
     assert message.startswith(f"error running Sentry: could not listen on port {port}: ")
 
 
 def test_a_missing_credentials_directory_is_the_watcher_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    message = fatal_line(
+    message = fatal_message(
         start(tmp_path, f"--port={free_port()}", f"--issuer-credentials={missing}")
     )
     assert message == f"failed to add target {missing}: no such file or directory"
@@ -80,7 +70,7 @@ def test_an_unusable_ca_is_the_ca_stage(tmp_path: Path) -> None:
     creds.mkdir()
     for name in ("ca.crt", "issuer.crt", "issuer.key"):
         (creds / name).write_text("garbage\n")
-    message = fatal_line(start(tmp_path, f"--port={free_port()}"))
+    message = fatal_message(start(tmp_path, f"--port={free_port()}"))
     assert message.startswith("error creating CA: ")
 
 
@@ -92,7 +82,7 @@ def test_an_unusable_ca_is_the_ca_stage(tmp_path: Path) -> None:
     ],
 )
 def test_options_and_configuration_stages(tmp_path: Path, args: list[str], prefix: str) -> None:
-    assert fatal_line(start(tmp_path, f"--port={free_port()}", *args)).startswith(prefix)
+    assert fatal_message(start(tmp_path, f"--port={free_port()}", *args)).startswith(prefix)
 
 
 @pytest.mark.skipif(
@@ -121,7 +111,7 @@ def test_root_in_kubernetes_mode_is_the_security_stage(
         f"--port={free_port()}",
         env={"NAMESPACE": kube_namespace},
     )
-    assert fatal_line(result) == (
+    assert fatal_message(result) == (
         "error creating security: current user UID(0) is root. Dapr must be run as a non-root "
         "user in Kubernetes environments. To override this check, set the environment variable "
         "'DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK=true'"

@@ -34,7 +34,7 @@ from tests.interop.conftest import (
     _daprd_ready,
     _start_app,
     get_json,
-    http_get,
+    wait_for_healthz,
     wait_until,
 )
 from tests.interop.test_actors_selfhosted import invoke_all
@@ -175,11 +175,9 @@ def start_placement_again(
         f"placement-{starts + 1}", argv, {"NAMESPACE": CONTROL_PLANE_NAMESPACE}
     )
     control_plane.placement = placement
-    healthz = f"http://127.0.0.1:{control_plane.placement_healthz_port}/healthz"
-    wait_until(
-        lambda: (http_get(healthz) or (0,))[0] == 200,
-        timeout=STARTUP_TIMEOUT,
-        what="the restarted placement's /healthz to answer 200",
+    wait_for_healthz(
+        control_plane.placement_healthz_port,
+        what="the restarted placement",
         watch=[placement, control_plane.sentry],
     )
     return placement

@@ -43,7 +43,7 @@ from typing import Any, Protocol, TypeVar
 import pytest
 
 from tests.dapr import binaries
-from tests.integration.launchers import free_port, script
+from tests.integration.launchers import LoopbackPorts, free_port, http_status, script
 
 TRUST_DOMAIN = "example.org"
 CONTROL_PLANE_NAMESPACE = "dapr-system"
@@ -239,6 +239,18 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, bytes] | None:
         return None
 
 
+def wait_for_healthz(
+    port: int, *, what: str, watch: Iterable[Watched], timeout: float = STARTUP_TIMEOUT
+) -> None:
+    """Wait until ``/healthz`` on ``port`` answers 200; fail early if a watched process exits."""
+    wait_until(
+        lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200,
+        timeout=timeout,
+        what=f"{what}'s /healthz to answer 200",
+        watch=watch,
+    )
+
+
 def get_json(url: str) -> Any:
     """The JSON body of a successful GET, or ``None`` while it is not available."""
     answer = http_get(url)
@@ -315,11 +327,18 @@ class ControlPlane:
         )
 
 
-def _start_sentry(processes: Processes, credentials: Path) -> tuple[LoggedProcess, int]:
+def start_sentry(
+    processes: Processes,
+    credentials: Path,
+    *,
+    trust_domain: str = TRUST_DOMAIN,
+    namespace: str = CONTROL_PLANE_NAMESPACE,
+) -> tuple[LoggedProcess, int]:
+    """A standalone sentry with its CA in ``credentials``: its process and port, once healthy."""
     credentials.mkdir(parents=True)
     config = credentials.parent / "sentry-config.yaml"
     config.write_text("")  # no Configuration: mTLS defaults
-    port, healthz, metrics = free_port(), free_port(), free_port()
+    ports = LoopbackPorts()
     sentry = processes.start(
         "sentry",
         [
@@ -327,30 +346,20 @@ def _start_sentry(processes: Processes, credentials: Path) -> tuple[LoggedProces
             "--mode=standalone",
             f"--config={config}",
             f"--issuer-credentials={credentials}",
-            f"--trust-domain={TRUST_DOMAIN}",
-            f"--port={port}",
-            "--listen-address=127.0.0.1",
-            f"--healthz-port={healthz}",
-            "--healthz-listen-address=127.0.0.1",
-            f"--metrics-port={metrics}",
-            "--metrics-listen-address=127.0.0.1",
+            f"--trust-domain={trust_domain}",
+            *ports.flags(),
         ],
-        {"NAMESPACE": CONTROL_PLANE_NAMESPACE},
+        {"NAMESPACE": namespace},
     )
-    wait_until(
-        lambda: (http_get(f"http://127.0.0.1:{healthz}/healthz") or (0,))[0] == 200,
-        timeout=STARTUP_TIMEOUT,
-        what="sentry's /healthz to answer 200",
-        watch=[sentry],
-    )
+    wait_for_healthz(ports.healthz, what="sentry", watch=[sentry])
     assert (credentials / "ca.crt").is_file(), "sentry is healthy but wrote no ca.crt"
-    return sentry, port
+    return sentry, ports.port
 
 
 def _start_placement(
     processes: Processes, sentry_port: int, credentials: Path
 ) -> tuple[LoggedProcess, int, int]:
-    port, healthz, metrics = free_port(), free_port(), free_port()
+    ports = LoopbackPorts()
     placement = processes.start(
         "placement",
         [
@@ -361,30 +370,22 @@ def _start_placement(
             f"--trust-anchors-file={credentials / 'ca.crt'}",
             f"--sentry-address=127.0.0.1:{sentry_port}",
             "--metadata-enabled",
+            f"--initial-cluster=dapr-placement-0=127.0.0.1:{free_port()}",
             f"--replicationFactor={REPLICATION_FACTOR}",
-            f"--port={port}",
-            "--listen-address=127.0.0.1",
-            f"--healthz-port={healthz}",
-            "--healthz-listen-address=127.0.0.1",
-            f"--metrics-port={metrics}",
-            "--metrics-listen-address=127.0.0.1",
+            *ports.flags(),
             "--log-level=debug",
         ],
         {"NAMESPACE": CONTROL_PLANE_NAMESPACE},
     )
-    wait_until(
-        lambda: (http_get(f"http://127.0.0.1:{healthz}/healthz") or (0,))[0] == 200,
-        timeout=STARTUP_TIMEOUT,
-        what="placement's /healthz to answer 200 (it needs its SVID from sentry)",
-        watch=[placement],
-    )
-    return placement, port, healthz
+    # It needs its SVID from sentry before it is healthy.
+    wait_for_healthz(ports.healthz, what="placement", watch=[placement])
+    return placement, ports.port, ports.healthz
 
 
 @pytest.fixture
 def control_plane(processes: Processes, tmp_path: Path) -> ControlPlane:
     credentials = tmp_path / "sentry-credentials"
-    sentry, sentry_port = _start_sentry(processes, credentials)
+    sentry, sentry_port = start_sentry(processes, credentials)
     placement, port, healthz = _start_placement(processes, sentry_port, credentials)
     return ControlPlane(sentry, sentry_port, placement, port, healthz, credentials)
 
@@ -475,12 +476,7 @@ def _start_app(
         ],
         {},
     )
-    wait_until(
-        lambda: (http_get(f"http://127.0.0.1:{port}/healthz") or (0,))[0] == 200,
-        timeout=STARTUP_TIMEOUT,
-        what=f"actor app {process_name} to answer /healthz",
-        watch=[app],
-    )
+    wait_for_healthz(port, what=f"actor app {process_name}", watch=[app])
     return app, port
 
 

@@ -52,7 +52,7 @@ import pytest
 from daprplane.plugins.injector.annotations import ANNOTATIONS
 from daprplane.plugins.injector.config import InjectorConfig
 from daprplane.plugins.injector.patcher import build_patch
-from tests.integration.launchers import free_port, script
+from tests.integration.launchers import free_port
 from tests.interop._injected import (
     ConnectionRecorder,
     DaprdLaunch,
@@ -73,7 +73,7 @@ from tests.interop.conftest import (
     LoggedProcess,
     Processes,
     daprd_build_allowance,
-    http_get,
+    start_sentry,
     wait_until,
 )
 from tests.unit.injector.examples import nodeapp_pod
@@ -366,34 +366,10 @@ def sentry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentry]:
         )
     directory = tmp_path_factory.mktemp("sentry")
     credentials = directory / "credentials"
-    credentials.mkdir()
-    config = directory / "config.yaml"
-    config.write_text("")
-    port, healthz, metrics = free_port(), free_port(), free_port()
     processes = Processes(directory / "logs")
-    process = processes.start(
-        "sentry",
-        [
-            script("daprplane-sentry"),
-            "--mode=standalone",
-            f"--config={config}",
-            f"--issuer-credentials={credentials}",
-            f"--trust-domain={TRUST_DOMAIN}",
-            f"--port={port}",
-            "--listen-address=127.0.0.1",
-            f"--healthz-port={healthz}",
-            "--healthz-listen-address=127.0.0.1",
-            f"--metrics-port={metrics}",
-            "--metrics-listen-address=127.0.0.1",
-        ],
-        {"NAMESPACE": CONTROL_PLANE_NAMESPACE},
-    )
     try:
-        wait_until(
-            lambda: (http_get(f"http://127.0.0.1:{healthz}/healthz") or (0,))[0] == 200,
-            timeout=STARTUP_TIMEOUT,
-            what="sentry's /healthz to answer 200",
-            watch=[process],
+        process, port = start_sentry(
+            processes, credentials, trust_domain=TRUST_DOMAIN, namespace=CONTROL_PLANE_NAMESPACE
         )
         yield Sentry(process, f"127.0.0.1:{port}", (credentials / "ca.crt").read_text())
     finally:

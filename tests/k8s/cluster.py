@@ -47,8 +47,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.pki import KeyPair, TlsCA, service_account_signing_key
+
 from .assets import ensure_assets
-from .pki import CertificateAuthority, KeyPair, service_account_signing_key
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
@@ -193,7 +194,7 @@ class KubeCluster:
         self._apiserver: _Process | None = None
         self._apiserver_args: list[str] = []
         self.workdir: Path | None = None
-        self.ca = CertificateAuthority("daprplane-test-kube-ca")
+        self.ca = TlsCA("daprplane-test-kube-ca")
         self.server = ""
         self.etcd_url = ""
         self.startup_seconds = 0.0

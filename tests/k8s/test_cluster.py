@@ -11,6 +11,8 @@ import pytest
 from aiohttp import web
 from kubernetes import client, watch
 
+from tests.pki import TlsCA
+
 from .cluster import KubeCluster
 from .helpers import (
     admission_response,
@@ -19,7 +21,6 @@ from .helpers import (
     register_mutating_webhook,
     wait_for,
 )
-from .pki import CertificateAuthority
 
 pytestmark = pytest.mark.k8s
 
@@ -233,7 +234,7 @@ def test_watch_from_compacted_revision_gets_410(
     assert [c.data["n"] for c in fresh.items] == ["4"]
 
 
-def _webhook_ssl(tmp_path: Path, ca: CertificateAuthority) -> ssl.SSLContext:
+def _webhook_ssl(tmp_path: Path, ca: TlsCA) -> ssl.SSLContext:
     cert, key = ca.server_cert(("127.0.0.1",)).write(tmp_path, "webhook")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
@@ -243,7 +244,7 @@ def _webhook_ssl(tmp_path: Path, ca: CertificateAuthority) -> ssl.SSLContext:
 async def test_mutating_webhook_patches_pod(
     kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
 ) -> None:
-    ca = CertificateAuthority("webhook-test-ca")
+    ca = TlsCA("webhook-test-ca")
     reviews: list[dict] = []
 
     async def mutate(request: web.Request) -> web.Response:

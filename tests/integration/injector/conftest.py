@@ -28,24 +28,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.launchers import free_port, script, started, wait_for_status
-from tests.integration.sentry.conftest import SentryProcess, run_sentry
+from tests.integration.launchers import LoopbackPorts, free_port, started, wait_until_healthy
+from tests.integration.sentry.conftest import SentryProcess, run_sentry, sentry_configuration
 from tests.k8s.cluster import KubeCluster
 
 SIDECAR_IMAGE = "ghcr.io/dapr/daprd:1.18.3"
 WEBHOOK = "dapr-sidecar-injector"
 SELECTOR_LABEL = "daprplane-injector-test"
 # Short-lived serving certificates: renewed about 6.5 s after issue.
-SENTRY_CONFIG = """\
-apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: daprsystem
-spec:
-  mtls:
-    workloadCertTTL: 12s
-    allowedClockSkew: 1s
-"""
+SENTRY_CONFIG = sentry_configuration(workload_cert_ttl="12s", allowed_clock_skew="1s")
 INJECTOR_USER = "daprplane-injector"
 DAPR_INJECTOR_CLUSTER_ROLE = {
     "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -205,37 +196,12 @@ def injector_env(
 def run_injector(
     kubeconfig: Path, env: dict[str, str], port: int | None = None, log: Path | None = None
 ) -> Iterator[tuple[subprocess.Popen[str], int, int, int]]:
-    """Start the launcher; its output is piped, or written to ``log`` for a long-lived process
-    (a pipe nobody reads would fill up and block its logging)."""
-    port = port or free_port()
-    healthz, metrics = free_port(), free_port()
-    args = [
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        f"--healthz-port={healthz}",
-        "--healthz-listen-address=127.0.0.1",
-        f"--metrics-port={metrics}",
-        f"--kubeconfig={kubeconfig}",
-    ]
-    if log is None:
-        with started("daprplane-injector", *args, env=env) as process:
-            yield process, port, healthz, metrics
-        return
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [script("daprplane-injector"), *args],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd="/",
-        )
-    try:
-        yield process, port, healthz, metrics
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
+    """Start the launcher; its output is piped, or written to ``log`` for a long-lived process."""
+    ports = LoopbackPorts(port=port or free_port())
+    with started(
+        "daprplane-injector", *ports.flags(), f"--kubeconfig={kubeconfig}", env=env, log=log
+    ) as process:
+        yield process, ports.port, ports.healthz, ports.metrics
 
 
 @pytest.fixture(scope="module")
@@ -261,11 +227,7 @@ def injector(
                 env = injector_env(namespace, anchors, sentry)
                 log = directory / "injector.log"
                 with run_injector(kubeconfig, env, port, log) as (process, _, healthz, metrics):
-                    try:
-                        wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=30)
-                    except AssertionError:
-                        process.kill()
-                        raise AssertionError(f"injector not healthy:\n{log.read_text()}") from None
+                    wait_until_healthy(process, healthz, what="injector", output=log.read_text)
                     yield Injector(
                         process, port, healthz, metrics, namespace, anchors, selector, sentry
                     )

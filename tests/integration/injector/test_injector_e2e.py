@@ -23,7 +23,7 @@ from tests.integration.injector.conftest import (
     injector_kubeconfig,
     run_injector,
 )
-from tests.integration.launchers import wait_for_status
+from tests.integration.launchers import wait_until_healthy
 from tests.k8s.cluster import KubeCluster
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
@@ -231,10 +231,10 @@ def test_serving_certificate_is_rotated_without_a_restart(injector: Injector) ->
 def test_new_trust_anchors_are_written_to_the_ca_bundle(
     injector: Injector, kube_api: Any, tmp_path: Any
 ) -> None:
-    from tests.k8s.pki import CertificateAuthority
+    from tests.pki import TlsCA
 
     original = injector.anchors_file.read_bytes()
-    extra = CertificateAuthority("another-root").cert_pem
+    extra = TlsCA("another-root").cert_pem
     try:
         injector.anchors_file.write_bytes(original + extra)
         deadline = time.monotonic() + 15
@@ -320,7 +320,7 @@ def test_graceful_stop_exits_0(injector: Injector, kube_cluster: KubeCluster) ->
         kubeconfig = injector_kubeconfig(kube_cluster, api)
     env = injector_env(injector.namespace, injector.anchors_file, injector.sentry)
     with run_injector(kubeconfig, env) as (process, _, healthz, _):
-        wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=30)
+        wait_until_healthy(process, healthz, what="injector")
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, out + err

@@ -20,8 +20,6 @@ import dataclasses
 import secrets
 import signal
 import subprocess
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,23 +28,26 @@ from typing import Any
 import pytest
 
 from tests.integration.injector.conftest import apply
-from tests.integration.launchers import free_port, script, wait_for_status
+from tests.integration.launchers import (
+    LoopbackPorts,
+    free_port,
+    metric_samples,
+    started,
+    wait_until_healthy,
+)
 from tests.integration.operator.crds import install_crds
-from tests.integration.sentry.conftest import SentryProcess, run_sentry
+from tests.integration.sentry.conftest import (
+    TRUST_BUNDLE,
+    SentryProcess,
+    published_anchors,
+    run_sentry,
+    sentry_configuration,
+)
 from tests.k8s.cluster import KubeCluster, raw_request
 
 TRUST_DOMAIN = "cluster.local"
 OPERATOR_USER = "daprplane-operator"
-SENTRY_CONFIG = """\
-apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: daprsystem
-spec:
-  mtls:
-    workloadCertTTL: 1h
-    allowedClockSkew: 1m
-"""
+SENTRY_CONFIG = sentry_configuration(workload_cert_ttl="1h", allowed_clock_skew="1m")
 
 DAPR_RESOURCES = [
     "components",
@@ -154,18 +155,13 @@ def grant_operator_rbac(cluster: KubeCluster, api: Any, namespace: str) -> Path:
     return cluster.user_kubeconfig(OPERATOR_USER)
 
 
-def system_configuration(namespace: str, sentry: SentryProcess) -> dict[str, Any]:
+def system_configuration(namespace: str, **mtls: str) -> dict[str, Any]:
+    """The ``daprsystem`` Configuration: mTLS on in our trust domain, plus ``mtls`` fields."""
     return {
         "apiVersion": "dapr.io/v1alpha1",
         "kind": "Configuration",
         "metadata": {"name": "daprsystem", "namespace": namespace},
-        "spec": {
-            "mtls": {
-                "enabled": True,
-                "controlPlaneTrustDomain": TRUST_DOMAIN,
-                "sentryAddress": sentry.address,
-            }
-        },
+        "spec": {"mtls": {"enabled": True, "controlPlaneTrustDomain": TRUST_DOMAIN, **mtls}},
     }
 
 
@@ -215,15 +211,7 @@ class Operator:
         return f"127.0.0.1:{self.port}"
 
     def metrics(self) -> dict[str, float]:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        samples = {}
-        for line in text.splitlines():
-            if line.startswith(("dapr_operator_", "daprplane_operator_")):
-                name, value = line.rsplit(" ", 1)
-                samples[name] = float(value)
-        return samples
+        return metric_samples(self.metrics_port, "dapr_operator_", "daprplane_operator_")
 
     def output(self) -> str:
         return self.log.read_text()
@@ -244,7 +232,7 @@ def run_operator(
 ) -> Iterator[Operator]:
     """Start ``daprplane-operator`` with an empty environment but for ``env`` (NAMESPACE and
     the uid opt-out by default) on free loopback ports; its output goes to a log file."""
-    port, healthz, metrics, webhook = free_port(), free_port(), free_port(), free_port()
+    ports, webhook = LoopbackPorts(), free_port()
     log = control_plane.directory / f"{name}-{secrets.token_hex(3)}.log"
     environment = {
         "NAMESPACE": control_plane.namespace,
@@ -252,38 +240,22 @@ def run_operator(
         **control_plane.operator_env,
         **(env or {}),
     }
-    argv = [
-        script("daprplane-operator"),
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        f"--healthz-port={healthz}",
-        "--healthz-listen-address=127.0.0.1",
-        f"--metrics-port={metrics}",
-        "--metrics-listen-address=127.0.0.1",
+    with started(
+        "daprplane-operator",
+        *ports.flags(),
         f"--webhook-server-port={webhook}",
         "--webhook-server-listen-address=127.0.0.1",
         f"--kubeconfig={control_plane.kubeconfig}",
         f"--trust-anchors-file={control_plane.anchors_file}",
         *args,
-    ]
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            argv, env=environment, stdout=output, stderr=subprocess.STDOUT, text=True, cwd="/"
-        )
-    operator = Operator(process, port, healthz, metrics, webhook, log, control_plane)
-    try:
+        env=environment,
+        log=log,
+    ) as process:
         if wait_healthy:
-            try:
-                wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=60)
-            except AssertionError:
-                process.kill()
-                process.wait(timeout=10)
-                raise AssertionError(f"operator not healthy:\n{log.read_text()}") from None
-        yield operator
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
+            wait_until_healthy(process, ports.healthz, what=name, timeout=60, output=log.read_text)
+        yield Operator(
+            process, ports.port, ports.healthz, ports.metrics, webhook, log, control_plane
+        )
 
 
 @contextlib.contextmanager
@@ -323,12 +295,11 @@ def _standalone_sentry(
         apply(
             api,
             f"/apis/dapr.io/v1alpha1/namespaces/{namespace}/configurations",
-            system_configuration(namespace, sentry),
+            system_configuration(namespace, sentryAddress=sentry.address),
         )
         yield sentry, {}
 
 
-TRUST_BUNDLE = "dapr-trust-bundle"
 OPERATOR_POD = "dapr-operator-0"
 OPERATOR_SERVICE_ACCOUNT = "dapr-operator"
 
@@ -364,21 +335,6 @@ def pod_token(
     return path
 
 
-def _published_anchors(api: Any, namespace: str, timeout: float = 30.0) -> bytes:
-    """``ca.crt`` of the ``dapr-trust-bundle`` ConfigMap once sentry has written it."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(api)
-    deadline = time.monotonic() + timeout
-    while True:
-        data = core.read_namespaced_config_map(TRUST_BUNDLE, namespace).data or {}
-        if data.get("ca.crt"):
-            return str(data["ca.crt"]).encode()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"sentry published no ca.crt in ConfigMap {TRUST_BUNDLE}")
-        time.sleep(0.2)
-
-
 @contextlib.contextmanager
 def _kubernetes_sentry(
     cluster: KubeCluster, api: Any, namespace: str, directory: Path
@@ -390,19 +346,7 @@ def _kubernetes_sentry(
     core.create_namespaced_secret(namespace, {"metadata": {"name": TRUST_BUNDLE}})
     core.create_namespaced_config_map(namespace, {"metadata": {"name": TRUST_BUNDLE}})
     configurations = f"/apis/dapr.io/v1alpha1/namespaces/{namespace}/configurations"
-    configuration = {
-        "apiVersion": "dapr.io/v1alpha1",
-        "kind": "Configuration",
-        "metadata": {"name": "daprsystem", "namespace": namespace},
-        "spec": {
-            "mtls": {
-                "enabled": True,
-                "controlPlaneTrustDomain": TRUST_DOMAIN,
-                "workloadCertTTL": "1h",
-                "allowedClockSkew": "1m",
-            }
-        },
-    }
+    configuration = system_configuration(namespace, workloadCertTTL="1h", allowedClockSkew="1m")
     apply(api, configurations, configuration)
     core.create_namespaced_service_account(
         namespace, {"metadata": {"name": OPERATOR_SERVICE_ACCOUNT}}
@@ -431,7 +375,7 @@ def _kubernetes_sentry(
         # The anchors are in the API server, not in sentry's credentials directory.
         anchors = directory / "sentry-trust-anchors"
         anchors.mkdir(exist_ok=True)
-        (anchors / "ca.crt").write_bytes(_published_anchors(api, namespace))
+        (anchors / "ca.crt").write_bytes(published_anchors(api, namespace))
         raw_request(
             api,
             "PATCH",

@@ -36,7 +36,7 @@ from daprplane.plugins.operator.crd_patch import (
 from daprplane.plugins.operator.webhook import conversion_application
 from tests.integration.launchers import free_port
 from tests.k8s.cluster import KubeCluster, raw_request
-from tests.k8s.pki import CertificateAuthority
+from tests.pki import TlsCA
 
 pytestmark = pytest.mark.k8s
 
@@ -205,7 +205,7 @@ def resource_version(api: Any, name: str) -> str:
 
 
 def new_anchors() -> bytes:
-    return TrustBundle.from_pem(CertificateAuthority("anchors").cert_pem).pem
+    return TrustBundle.from_pem(TlsCA("anchors").cert_pem).pem
 
 
 @pytest.fixture
@@ -416,7 +416,7 @@ async def serving_webhook(
 ) -> AsyncIterator[bytes]:
     """``app`` over TLS on 127.0.0.1 with a certificate for ``dapr-webhook.<ns>.svc``; yields
     the PEM of the CA that issued it."""
-    authority = CertificateAuthority("webhook-anchors")
+    authority = TlsCA("webhook-anchors")
     pair = authority.issue("dapr-webhook", hosts=[f"dapr-webhook.{namespace}.svc"], server=True)
     cert, key = pair.write(directory, "webhook")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -383,9 +383,9 @@ async def test_foreign_identity_is_refused(operator: Operator, kube_namespace: s
     from daprplane.core.security.authz import allow_ids
     from daprplane.core.security.dialer import SpiffeChannel
     from daprplane.core.security.rotation import SvidSource
-    from tests.unit.security.ca_factory import CertificateAuthority
+    from tests.pki import SentryCA
 
-    foreign = CertificateAuthority("someone-else")
+    foreign = SentryCA("someone-else")
     svid = foreign.svid(f"spiffe://public/ns/{kube_namespace}/app")
     plane = operator.control_plane
     async with SvidSource(lambda: svid) as source:

@@ -93,8 +93,10 @@ async def test_later_message_authorization_closes_only_that_stream(
         other = await Sidecar(ch, "10.0.0.2:1", "b", entities=["T"]).connect()
         # Both joined: in one round or two, depending on when the second report arrived.
         await a.wait_for(
-            lambda s: s.load_map() == {"T": ["10.0.0.1:1", "10.0.0.2:1"]}
-            and s.operations()[-1][0] == "unlock"
+            lambda s: (
+                s.load_map() == {"T": ["10.0.0.1:1", "10.0.0.2:1"]}
+                and s.operations()[-1][0] == "unlock"
+            )
         )
         await a.send(message)
         ended = await a.wait_ended()

@@ -15,7 +15,7 @@ from daprplane._proto.sentry.v1 import sentry_pb2, sentry_pb2_grpc
 from daprplane.core.security import authz
 from daprplane.core.security.rotation import SvidSource
 from daprplane.core.security.svid import Svid
-from tests.unit.security.ca_factory import CertificateAuthority, pem
+from tests.pki import SentryCA, pem_of
 
 SENTRY_ID = "spiffe://localhost/ns/default/dapr-sentry"
 CLOCK_SKEW = timedelta(seconds=1)
@@ -24,7 +24,7 @@ CLOCK_SKEW = timedelta(seconds=1)
 class FakeSentry(sentry_pb2_grpc.CAServicer):
     """Signs any CSR as ``spiffe://<td or public>/ns/<namespace>/<id>`` with a test CA."""
 
-    def __init__(self, ca: CertificateAuthority, ttl: timedelta = timedelta(hours=1)) -> None:
+    def __init__(self, ca: SentryCA, ttl: timedelta = timedelta(hours=1)) -> None:
         self.ca = ca
         self.ttl = ttl
         self.requests: list[sentry_pb2.SignCertificateRequest] = []
@@ -44,7 +44,7 @@ class FakeSentry(sentry_pb2_grpc.CAServicer):
         # this very second is "not yet valid" to a verifier if the clock steps back a little.
         leaf = self.ca.leaf([spiffe_id], csr.public_key(), ttl=self.ttl, skew=CLOCK_SKEW)
         response = sentry_pb2.SignCertificateResponse(
-            workload_certificate=pem(leaf, self.ca.issuer),
+            workload_certificate=pem_of(leaf, self.ca.issuer),
             trust_chain_certificates=[self.ca.anchors_pem],
         )
         response.valid_until.FromDatetime(leaf.not_valid_after_utc)
@@ -87,7 +87,7 @@ async def static_source(svid: Svid) -> SvidSource:
     return source
 
 
-async def served_certificate(port: int, ca: CertificateAuthority) -> x509.Certificate:
+async def served_certificate(port: int, ca: SentryCA) -> x509.Certificate:
     """The leaf a new TLS connection to ``127.0.0.1:port`` is shown (chain verified to ``ca``)."""
     context = ssl.create_default_context(cadata=ca.anchors_pem.decode())
     context.check_hostname = False

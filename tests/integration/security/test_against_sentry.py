@@ -22,8 +22,8 @@ from daprplane.core.security.rotation import SvidSource
 from daprplane.core.security.sentry_client import SentryClient, SentryError
 from daprplane.core.security.svid import Svid
 from tests.integration.security.servers import WhoAmI, grpc_server, static_source
-from tests.integration.sentry.conftest import SentryProcess, run_sentry
-from tests.unit.security.ca_factory import CertificateAuthority
+from tests.integration.sentry.conftest import SentryProcess, run_sentry, sentry_configuration
+from tests.pki import SentryCA
 
 TRUST_DOMAIN = "example.org"
 CONTROL_PLANE_NS = "dapr-system"
@@ -32,16 +32,7 @@ PLACEMENT_ID = f"spiffe://{TRUST_DOMAIN}/ns/{CONTROL_PLANE_NS}/dapr-placement"
 # An app outside the control plane asks for no trust domain; the insecure validator gives "public".
 APP_ID = "spiffe://public/ns/default/myapp"
 # 10 s certificates, backdated 1 s: an 11 s life, renewed 5.5 s after NotBefore.
-CONFIG = """\
-apiVersion: dapr.io/v1alpha1
-kind: Configuration
-metadata:
-  name: daprsystem
-spec:
-  mtls:
-    workloadCertTTL: 10s
-    allowedClockSkew: 1s
-"""
+CONFIG = sentry_configuration(workload_cert_ttl="10s", allowed_clock_skew="1s")
 RECEIVED = "dapr_sentry_cert_sign_request_received_total"
 
 
@@ -119,7 +110,7 @@ async def test_wrong_sentry_id_fails_before_any_request(sentry: SentryProcess) -
     assert SENTRY_ID in str(caught.value)
     assert sentry.metrics()[RECEIVED] == before  # nothing reached the servicer
 
-    stranger = CertificateAuthority(TRUST_DOMAIN, CONTROL_PLANE_NS)  # right ID, wrong anchors
+    stranger = SentryCA(TRUST_DOMAIN, CONTROL_PLANE_NS)  # right ID, wrong anchors
     client = _client(sentry, "dapr-placement", CONTROL_PLANE_NS, tries=1)
     client.anchors = StaticTrustAnchors(stranger.bundle)
     with pytest.raises(SentryError, match=r"UNAVAILABLE.*certificate verify failed"):
@@ -179,7 +170,7 @@ async def test_mtls_front_with_svids_from_sentry(sentry: SentryProcess) -> None:
     anchors = StaticTrustAnchors.from_pem(sentry.trust_anchors)
     server_svid = SvidSource(_client(sentry, "dapr-placement", CONTROL_PLANE_NS).sign)
     app_svid = SvidSource(_client(sentry, "myapp", "default").sign)  # Ed25519, as daprd's
-    stranger = CertificateAuthority("public", "default")
+    stranger = SentryCA("public", "default")
     impostor = await static_source(stranger.svid(APP_ID))  # the same ID from another CA
     servicer = WhoAmI()
     async with server_svid, app_svid:

@@ -16,7 +16,7 @@ from daprplane.core.security.authz import allow_ids
 from daprplane.core.security.credentials import grpc_server_credentials
 from daprplane.core.security.dialer import SpiffeChannel, VerifiedTunnel
 from tests.integration.security.servers import SENTRY_ID, FakeSentry, grpc_server, static_source
-from tests.unit.security.ca_factory import CertificateAuthority
+from tests.pki import SentryCA
 
 
 async def test_other_processes_cannot_use_the_tunnel() -> None:
@@ -29,7 +29,7 @@ async def test_other_processes_cannot_use_the_tunnel() -> None:
 
     server = await asyncio.start_server(count, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    ca = CertificateAuthority()
+    ca = SentryCA()
     tunnel = VerifiedTunnel(
         f"127.0.0.1:{port}", anchors=StaticTrustAnchors(ca.bundle), authorize=allow_ids(SENTRY_ID)
     )
@@ -60,7 +60,7 @@ async def test_other_processes_cannot_use_the_tunnel() -> None:
 
 async def test_new_trust_anchors_apply_to_new_connections(tmp_path: Path) -> None:
     # Both roots are O=localhost; see test_same_subject_roots for why the issuer needs an AKID.
-    old_ca, new_ca = CertificateAuthority(), CertificateAuthority(issuer_akid=True)
+    old_ca, new_ca = SentryCA(), SentryCA(issuer_akid=True)
     anchors_file = tmp_path / "ca.crt"
     anchors_file.write_bytes(old_ca.anchors_pem)
     serving = await static_source(new_ca.svid(SENTRY_ID))
@@ -103,7 +103,7 @@ async def test_same_subject_roots(issuer_akid: bool) -> None:
     bundle (root rotation with Sentry-generated roots, all ``O=<trust-domain>``) and an issuer
     without AuthorityKeyIdentifier (Sentry-generated issuers have none), OpenSSL picks the first
     root by name and fails on its signature; go-spiffe (Go) tries both. With an AKID it works."""
-    first, second = CertificateAuthority(), CertificateAuthority(issuer_akid=issuer_akid)
+    first, second = SentryCA(), SentryCA(issuer_akid=issuer_akid)
     serving = await static_source(second.svid(SENTRY_ID))
     credentials = grpc_server_credentials(serving)
     anchors = StaticTrustAnchors(TrustBundle((first.root, second.root)))

@@ -21,7 +21,7 @@ from tests.integration.security.servers import (
     served_certificate,
     static_source,
 )
-from tests.unit.security.ca_factory import CertificateAuthority
+from tests.pki import SentryCA
 
 SERVER_ID = "spiffe://localhost/ns/dapr-system/dapr-placement"
 CLIENT_ID = "spiffe://public/ns/default/myapp"
@@ -47,12 +47,12 @@ async def _call(
 
 
 @pytest.fixture
-def ca() -> CertificateAuthority:
-    return CertificateAuthority()
+def ca() -> SentryCA:
+    return SentryCA()
 
 
 async def test_front_accepts_ed25519_clients_and_authz_sees_their_id(
-    ca: CertificateAuthority,
+    ca: SentryCA,
 ) -> None:
     server_svid = await static_source(ca.svid(SERVER_ID))
     front = MtlsFront(server_svid, StaticTrustAnchors(ca.bundle))
@@ -66,7 +66,7 @@ async def test_front_accepts_ed25519_clients_and_authz_sees_their_id(
             seen, error = await _call(port, ca.bundle, None)  # no client certificate
             assert seen is None and error is not None and error.startswith("UNAVAILABLE")
 
-            stranger = CertificateAuthority()
+            stranger = SentryCA()
             impostor = await static_source(stranger.svid(CLIENT_ID))
             seen, error = await _call(port, ca.bundle, impostor)  # chain from another CA
             assert seen is None and error is not None
@@ -75,7 +75,7 @@ async def test_front_accepts_ed25519_clients_and_authz_sees_their_id(
             await front.aclose()
 
 
-async def test_front_authorizer_and_rotation(ca: CertificateAuthority) -> None:
+async def test_front_authorizer_and_rotation(ca: SentryCA) -> None:
     svids = [ca.svid(SERVER_ID, ttl=timedelta(hours=1)) for _ in range(2)]
     server_svid = SvidSource(lambda: svids.pop(0))
     await server_svid.start()
@@ -98,7 +98,7 @@ async def test_front_authorizer_and_rotation(ca: CertificateAuthority) -> None:
             await front.aclose()
 
 
-async def test_grpc_terminated_mtls_with_rsa_or_ecdsa_clients(ca: CertificateAuthority) -> None:
+async def test_grpc_terminated_mtls_with_rsa_or_ecdsa_clients(ca: SentryCA) -> None:
     server_svid = await static_source(ca.svid(SERVER_ID))
     anchors = StaticTrustAnchors(ca.bundle)
     credentials = grpc_server_credentials(server_svid, anchors, require_client_auth=True)
@@ -112,13 +112,13 @@ async def test_grpc_terminated_mtls_with_rsa_or_ecdsa_clients(ca: CertificateAut
         assert await _call(port, ca.bundle, client) == (CLIENT_ID, None)
         assert (await _call(port, ca.bundle, None))[1] is not None
         stranger = await static_source(
-            CertificateAuthority().svid(CLIENT_ID, key=ec.generate_private_key(ec.SECP256R1()))
+            SentryCA().svid(CLIENT_ID, key=ec.generate_private_key(ec.SECP256R1()))
         )
         assert (await _call(port, ca.bundle, stranger))[1] is not None
         assert servicer.calls == 1
 
 
-async def test_grpc_tls_still_cannot_verify_ed25519_clients(ca: CertificateAuthority) -> None:
+async def test_grpc_tls_still_cannot_verify_ed25519_clients(ca: SentryCA) -> None:
     """Canary for grpc#24252, the reason MtlsFront exists: if this starts failing, gRPC can
     terminate daprd's mTLS itself."""
     server_svid = await static_source(ca.svid(SERVER_ID))

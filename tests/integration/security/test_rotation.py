@@ -27,7 +27,7 @@ from tests.integration.security.servers import (
     served_certificate,
     static_source,
 )
-from tests.unit.security.ca_factory import CertificateAuthority
+from tests.pki import SentryCA
 
 PLACEMENT_ID = "spiffe://localhost/ns/default/dapr-placement"
 
@@ -43,7 +43,7 @@ async def _next_rotation(source: SvidSource, timeout: float = 6.0) -> Svid:
 
 @pytest.mark.slow
 async def test_sentry_svid_rotates_and_grpc_server_serves_it_without_restart() -> None:
-    ca = CertificateAuthority()
+    ca = SentryCA()
     anchors = StaticTrustAnchors(ca.bundle)
     sentry_serving = await static_source(ca.svid(SENTRY_ID))
     sentry_credentials = grpc_server_credentials(sentry_serving)
@@ -90,7 +90,7 @@ async def test_sentry_svid_rotates_and_grpc_server_serves_it_without_restart() -
 async def test_https_context_reloads_in_place() -> None:
     """``load_cert_chain`` on the live context object: new handshakes get the new certificate,
     and a connection opened before keeps working."""
-    ca = CertificateAuthority()
+    ca = SentryCA()
     svids = [ca.svid("spiffe://localhost/ns/default/dapr-injector") for _ in range(2)]
     source = SvidSource(lambda: svids.pop(0))
     await source.start()

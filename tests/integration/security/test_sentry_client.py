@@ -14,15 +14,15 @@ from daprplane.core.security.anchors import StaticTrustAnchors
 from daprplane.core.security.credentials import grpc_server_credentials
 from daprplane.core.security.sentry_client import SentryClient, SentryError, sign
 from tests.integration.security.servers import SENTRY_ID, FakeSentry, grpc_server, static_source
-from tests.unit.security.ca_factory import CertificateAuthority
+from tests.pki import SentryCA
 
 
 @pytest.fixture(scope="module")
-def ca() -> CertificateAuthority:
-    return CertificateAuthority()
+def ca() -> SentryCA:
+    return SentryCA()
 
 
-def _client(ca: CertificateAuthority, port: int, **options: object) -> SentryClient:
+def _client(ca: SentryCA, port: int, **options: object) -> SentryClient:
     defaults: dict[str, object] = {
         "address": f"127.0.0.1:{port}",
         "anchors": StaticTrustAnchors(ca.bundle),
@@ -33,13 +33,13 @@ def _client(ca: CertificateAuthority, port: int, **options: object) -> SentryCli
     return SentryClient(**{**defaults, **options})  # type: ignore[arg-type]
 
 
-async def _serve_raw(ca: CertificateAuthority, sentry: FakeSentry, uris: list[str], issuer=None):  # type: ignore[no-untyped-def]
+async def _serve_raw(ca: SentryCA, sentry: FakeSentry, uris: list[str], issuer=None):  # type: ignore[no-untyped-def]
     chain, key = (issuer or ca).raw_pair(uris)
     credentials = grpc.ssl_server_credentials([(key, chain)])
     return grpc_server(sentry, lambda s: s.add_secure_port("127.0.0.1:0", credentials))
 
 
-async def test_sign_succeeds_against_a_uri_san_only_sentry(ca: CertificateAuthority) -> None:
+async def test_sign_succeeds_against_a_uri_san_only_sentry(ca: SentryCA) -> None:
     sentry = FakeSentry(ca)
     serving = await static_source(ca.svid(SENTRY_ID))  # Ed25519, URI SAN only, no DNS name
     credentials = grpc_server_credentials(serving)
@@ -53,7 +53,7 @@ async def test_sign_succeeds_against_a_uri_san_only_sentry(ca: CertificateAuthor
     assert len(x509.load_pem_x509_csr(request.certificate_signing_request).subject) == 0
 
 
-async def test_rsa_keys_tokens_and_app_identity(ca: CertificateAuthority, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_rsa_keys_tokens_and_app_identity(ca: SentryCA, tmp_path) -> None:  # type: ignore[no-untyped-def]
     sentry = FakeSentry(ca)
     token_file = tmp_path / "token"
     token_file.write_text("header.claims.sig")
@@ -87,10 +87,10 @@ async def test_rsa_keys_tokens_and_app_identity(ca: CertificateAuthority, tmp_pa
     ],
 )
 async def test_sentry_identity_is_verified(
-    ca: CertificateAuthority, uris: list[str], other_ca: bool, message: str
+    ca: SentryCA, uris: list[str], other_ca: bool, message: str
 ) -> None:
     sentry = FakeSentry(ca)
-    issuer = CertificateAuthority() if other_ca else ca
+    issuer = SentryCA() if other_ca else ca
     async with await _serve_raw(ca, sentry, uris, issuer) as port:
         with pytest.raises(SentryError, match=message) as caught:
             await _client(ca, port, tries=2).sign()
@@ -98,7 +98,7 @@ async def test_sentry_identity_is_verified(
     assert sentry.requests == []  # nothing was sent to an unverified server
 
 
-async def test_errors_from_sentry_are_not_retried(ca: CertificateAuthority) -> None:
+async def test_errors_from_sentry_are_not_retried(ca: SentryCA) -> None:
     sentry = FakeSentry(ca)
     sentry.fail_with = (grpc.StatusCode.PERMISSION_DENIED, "invalid request: namespace is required")
     async with await _serve_raw(ca, sentry, [SENTRY_ID]) as port:
@@ -107,7 +107,7 @@ async def test_errors_from_sentry_are_not_retried(ca: CertificateAuthority) -> N
     assert len(sentry.requests) == 1
 
 
-async def test_unreachable_sentry_is_retried_then_reported(ca: CertificateAuthority) -> None:
+async def test_unreachable_sentry_is_retried_then_reported(ca: SentryCA) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -116,7 +116,7 @@ async def test_unreachable_sentry_is_retried_then_reported(ca: CertificateAuthor
         await client.sign()
 
 
-async def test_invalid_responses_are_rejected(ca: CertificateAuthority) -> None:
+async def test_invalid_responses_are_rejected(ca: SentryCA) -> None:
     class BrokenSentry(FakeSentry):
         async def SignCertificate(self, request, context):  # type: ignore[no-untyped-def]
             response = await super().SignCertificate(request, context)

@@ -9,14 +9,19 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
-import urllib.request
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.integration.launchers import free_port, started, wait_for_status
+from tests.integration.launchers import LoopbackPorts, metric_samples, started_healthy
+from tests.k8s.cluster import raw_request
+
+#: Where sentry in kubernetes mode publishes the trust anchors (a ConfigMap and a Secret).
+TRUST_BUNDLE = "dapr-trust-bundle"
 
 
 @dataclass
@@ -37,20 +42,26 @@ class SentryProcess:
 
     def metrics(self) -> dict[str, float]:
         """The ``dapr_sentry_*`` samples, by name with labels."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        samples = {}
-        for line in text.splitlines():
-            if line.startswith("dapr_sentry_"):
-                name, value = line.rsplit(" ", 1)
-                samples[name] = float(value)
-        return samples
+        return metric_samples(self.metrics_port, "dapr_sentry_")
 
     def stop(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGTERM)
         out, _ = self.process.communicate(timeout=30)
         return self.process.returncode, out
+
+
+def sentry_configuration(workload_cert_ttl: str, allowed_clock_skew: str) -> str:
+    """A ``daprsystem`` Configuration file for sentry with these mTLS durations (Go syntax)."""
+    return f"""\
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: daprsystem
+spec:
+  mtls:
+    workloadCertTTL: {workload_cert_ttl}
+    allowedClockSkew: {allowed_clock_skew}
+"""
 
 
 @contextlib.contextmanager
@@ -63,25 +74,32 @@ def run_sentry(
     credentials.mkdir(parents=True, exist_ok=True)
     config_path = credentials.parent / f"{credentials.name}-config.yaml"
     config_path.write_text(config)
-    port, healthz, metrics = free_port(), free_port(), free_port()
-    with started(
+    ports = LoopbackPorts()
+    with started_healthy(
         "daprplane-sentry",
         f"--config={config_path}",
         f"--issuer-credentials={credentials}",
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        f"--healthz-port={healthz}",
-        f"--metrics-port={metrics}",
+        *ports.flags(),
         *args,
-        env=env or {},
+        healthz_port=ports.healthz,
+        env=env,
+        timeout=20,
     ) as process:
-        try:
-            wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=20)
-        except AssertionError:
-            process.kill()
-            out, err = process.communicate(timeout=10)
-            raise AssertionError(f"sentry did not become healthy:\n{out}\n{err}") from None
-        yield SentryProcess(process, port, healthz, metrics, credentials)
+        yield SentryProcess(process, ports.port, ports.healthz, ports.metrics, credentials)
+
+
+def published_anchors(api: Any, namespace: str, timeout: float = 30.0) -> bytes:
+    """``ca.crt`` of the ``dapr-trust-bundle`` ConfigMap, once a sentry in kubernetes mode has
+    written it."""
+    deadline = time.monotonic() + timeout
+    path = f"/api/v1/namespaces/{namespace}/configmaps/{TRUST_BUNDLE}"
+    while True:
+        data = raw_request(api, "GET", path).get("data") or {}
+        if data.get("ca.crt"):
+            return str(data["ca.crt"]).encode()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sentry published no ca.crt in ConfigMap {TRUST_BUNDLE}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ directory still gets a generated CA."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import stat
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daprplane.plugins.sentry.ca import bundle as bundle_mod
-from tests.integration.launchers import free_port, run
+from tests.integration.launchers import fatal_message, free_port, run
 from tests.integration.sentry.conftest import run_sentry
 
 NAMES = ("ca.crt", "issuer.crt", "issuer.key")
@@ -50,15 +49,6 @@ def _start(tmp_path: Path, creds: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _fatal(result: subprocess.CompletedProcess[str]) -> str:
-    """The one fatal log line of a start that must exit 1."""
-    assert result.returncode == 1, result.stdout + result.stderr
-    fatal = [json.loads(line)["msg"] for line in result.stdout.splitlines() if '"fatal"' in line]
-    assert len(fatal) == 1, result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
-    return str(fatal[0])
-
-
 def _contents(directory: Path) -> dict[str, bytes]:
     return {entry.name: entry.read_bytes() for entry in directory.iterdir()}
 
@@ -73,7 +63,7 @@ def test_partial_set_is_refused_and_left_as_it_was(tmp_path: Path, present: tupl
     before = _contents(creds)
     missing = [name for name in NAMES if name not in present]
 
-    message = _fatal(_start(tmp_path, creds))
+    message = fatal_message(_start(tmp_path, creds))
 
     assert message == (
         f"error creating CA: incomplete CA in {creds}: missing {', '.join(missing)} "
@@ -92,7 +82,7 @@ def test_partial_set_after_an_interrupted_write_says_so(tmp_path: Path) -> None:
     (creds / ".tmp-issuer.crt-a1b2c3d4").write_bytes(files["issuer.crt"])
     (creds / ".tmp-issuer.key-z_9y8x7w").write_bytes(files["issuer.key"])
 
-    message = _fatal(_start(tmp_path, creds))
+    message = fatal_message(_start(tmp_path, creds))
 
     assert message == (
         f"error creating CA: incomplete CA in {creds}: missing issuer.crt, issuer.key "
@@ -111,7 +101,7 @@ def test_empty_file_is_invalid_not_missing(tmp_path: Path, empty: str) -> None:
     for name, data in files.items():
         (creds / name).write_bytes(data)
 
-    message = _fatal(_start(tmp_path, creds))
+    message = fatal_message(_start(tmp_path, creds))
 
     assert message == (
         f"error creating CA: invalid CA in {creds}: {empty} is empty; restore the contents, "
@@ -127,7 +117,7 @@ def test_empty_file_beside_a_missing_one_is_named_as_empty(tmp_path: Path) -> No
     (creds / "issuer.crt").write_bytes(_bundle_files()["issuer.crt"])
     before = _contents(creds)
 
-    message = _fatal(_start(tmp_path, creds))
+    message = fatal_message(_start(tmp_path, creds))
 
     assert message == (
         f"error creating CA: incomplete CA in {creds}: missing issuer.key "

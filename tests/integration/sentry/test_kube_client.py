@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client
 
 from daprplane.core.kube import Informer, KubeApiError, new_api_client, path_of, request
@@ -24,37 +19,11 @@ pytestmark = pytest.mark.k8s
 
 def ed25519_client_kubeconfig(cluster: KubeCluster, directory: Path, server_name: str) -> Path:
     """A kubeconfig with files (not inline data): CA, Ed25519 client certificate and key."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    now = datetime.datetime.now(datetime.UTC)
-    ca_cert = x509.load_pem_x509_certificate(cluster.ca.cert_pem)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, "ed25519-user"),
-                ]
-            )
-        )
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(cluster.ca._key, hashes.SHA256())
+    client_pair = cluster.ca.issue(
+        "ed25519-user", organizations=["system:masters"], client=True, kind="ed25519"
     )
-    directory.mkdir(parents=True, exist_ok=True)
+    client_pair.write(directory, "client")
     (directory / "ca.crt").write_bytes(cluster.ca.cert_pem)
-    (directory / "client.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "client.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
     config = {
         "apiVersion": "v1",
         "kind": "Config",

@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from kubernetes import client
 
 from daprplane._proto.sentry.v1 import sentry_pb2
 from daprplane.core.security import spiffe
 from daprplane.plugins.sentry import images
-from tests.integration.launchers import free_port, run, started, wait_for_status
+from tests.integration.launchers import LoopbackPorts, run, started_healthy
 from tests.integration.sentry.client import ca_stub
 from tests.integration.sentry.test_kube_validator import (
     create_configuration,
@@ -28,6 +26,7 @@ from tests.integration.sentry.test_kube_validator import (
 )
 from tests.k8s.cluster import KubeCluster
 from tests.k8s.helpers import install_crds
+from tests.pki import csr_pem
 
 pytestmark = pytest.mark.k8s
 
@@ -76,14 +75,8 @@ def environment(
     return env
 
 
-def sentry_args(port: int, healthz: int, metrics: int) -> list[str]:
-    return [
-        "--mode=kubernetes",
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        f"--healthz-port={healthz}",
-        f"--metrics-port={metrics}",
-    ]
+def sentry_args(ports: LoopbackPorts) -> list[str]:
+    return ["--mode=kubernetes", *ports.flags()]
 
 
 def test_issues_a_certificate_for_a_real_pod(
@@ -98,33 +91,21 @@ def test_issues_a_certificate_for_a_real_pod(
         {"dapr.io/app-id": "myapp", "dapr.io/config": "appconfig"},
     )
     token = token_for(kube_cluster, pod, [f"spiffe://localhost/ns/{control_plane}/dapr-sentry"])
-    port, healthz, metrics = free_port(), free_port(), free_port()
-    with started(
+    ports = LoopbackPorts()
+    with started_healthy(
         "daprplane-sentry",
-        *sentry_args(port, healthz, metrics),
+        *sentry_args(ports),
+        healthz_port=ports.healthz,
         env=environment(kube_cluster, control_plane),
     ) as process:
-        try:
-            wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=30)
-        except AssertionError:
-            process.kill()
-            out, err = process.communicate(timeout=10)
-            raise AssertionError(f"sentry did not become healthy:\n{out}\n{err}") from None
-
         configmap = client.CoreV1Api(kube_api).read_namespaced_config_map(NAME, control_plane)
         anchors = configmap.data["ca.crt"].encode()
         secret = client.CoreV1Api(kube_api).read_namespaced_secret(NAME, control_plane)
         assert base64.b64decode(secret.data["ca.crt"]) == anchors
 
-        key = ed25519.Ed25519PrivateKey.generate()
-        csr = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([]))
-            .sign(key, None)
-            .public_bytes(serialization.Encoding.PEM)
-        )
+        csr = csr_pem()  # an Ed25519 key, as daprd's
         sentry_id = f"spiffe://localhost/ns/{control_plane}/dapr-sentry"
-        with ca_stub(port, anchors, sentry_id) as (stub, _proxy):
+        with ca_stub(ports.port, anchors, sentry_id) as (stub, _proxy):
             response = stub.SignCertificate(
                 sentry_pb2.SignCertificateRequest(
                     id="myapp",
@@ -158,13 +139,13 @@ def test_secret_change_is_served_within_seconds(
     from daprplane.plugins.sentry.ca import bundle as bundle_mod
     from tests.integration.sentry.client import handshake
 
-    port, healthz, metrics = free_port(), free_port(), free_port()
-    with started(
+    ports = LoopbackPorts()
+    with started_healthy(
         "daprplane-sentry",
-        *sentry_args(port, healthz, metrics),
+        *sentry_args(ports),
+        healthz_port=ports.healthz,
         env=environment(kube_cluster, control_plane),
     ):
-        wait_for_status(f"http://127.0.0.1:{healthz}/healthz", 200, timeout=30)
         own = bundle_mod.generate("localhost", control_plane, datetime.timedelta(minutes=1))
         core = client.CoreV1Api(kube_api)
         core.patch_namespaced_config_map(
@@ -184,7 +165,7 @@ def test_secret_change_is_served_within_seconds(
         deadline = time.monotonic() + 4
         while True:
             try:
-                handshake(port, own.trust_anchors_pem)
+                handshake(ports.port, own.trust_anchors_pem)
                 break
             except ssl.SSLError:
                 if time.monotonic() > deadline:
@@ -197,7 +178,7 @@ def test_missing_configuration_is_fatal(
 ) -> None:
     result = run(
         "daprplane-sentry",
-        *sentry_args(free_port(), free_port(), free_port()),
+        *sentry_args(LoopbackPorts()),
         env=environment(kube_cluster, kube_namespace),
     )
     assert result.returncode == 1
@@ -211,7 +192,7 @@ def test_missing_configuration_is_fatal(
 def test_namespace_is_required(kube_cluster: KubeCluster) -> None:
     result = run(
         "daprplane-sentry",
-        *sentry_args(free_port(), free_port(), free_port()),
+        *sentry_args(LoopbackPorts()),
         env=environment(kube_cluster, None),
     )
     assert result.returncode == 1
@@ -225,7 +206,7 @@ def test_namespace_is_required(kube_cluster: KubeCluster) -> None:
 def test_refuses_to_run_as_root(kube_cluster: KubeCluster, control_plane: str) -> None:
     result = run(
         "daprplane-sentry",
-        *sentry_args(free_port(), free_port(), free_port()),
+        *sentry_args(LoopbackPorts()),
         env=environment(kube_cluster, control_plane, skip_root_check=False),
         timeout=10,
     )

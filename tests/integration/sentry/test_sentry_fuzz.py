@@ -12,9 +12,9 @@ from daprplane._proto.sentry.v1 import sentry_pb2, sentry_pb2_grpc
 from daprplane.plugins.sentry.ca import pem
 from tests.integration.sentry.client import sentry_channel
 from tests.integration.sentry.conftest import SentryProcess, run_sentry
-from tests.unit.sentry.certs import csr_pem, key
+from tests.pki import csr_pem, new_key
 
-VALID_CSRS = [csr_pem(key(kind)) for kind in ("ed25519", "ecdsa", "rsa")]
+VALID_CSRS = [csr_pem(new_key(kind)) for kind in ("ed25519", "ecdsa", "rsa")]
 EXPECTED = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.PERMISSION_DENIED,

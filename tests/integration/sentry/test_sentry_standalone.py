@@ -8,7 +8,6 @@ import signal
 import ssl
 import stat
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -20,7 +19,7 @@ from daprplane._proto.sentry.v1 import sentry_pb2
 from daprplane.plugins.sentry.ca import generate, pem
 from tests.integration.sentry.client import ca_stub, handshake
 from tests.integration.sentry.conftest import SentryProcess, run_sentry
-from tests.unit.sentry.certs import csr_pem, key
+from tests.pki import csr_pem, new_key
 
 Request = sentry_pb2.SignCertificateRequest
 
@@ -28,20 +27,6 @@ Request = sentry_pb2.SignCertificateRequest
 def _request(**fields):  # type: ignore[no-untyped-def]
     base = {"id": "myapp", "namespace": "default", "certificate_signing_request": csr_pem()}
     return Request(**{**base, **fields})
-
-
-def _metrics(sentry: SentryProcess) -> dict[str, float]:
-    text = (
-        urllib.request.urlopen(f"http://127.0.0.1:{sentry.metrics_port}/metrics", timeout=5)
-        .read()
-        .decode()
-    )
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("dapr_sentry_"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
 
 
 def test_serving_identity(sentry: SentryProcess) -> None:
@@ -76,7 +61,7 @@ def test_generated_files(sentry: SentryProcess) -> None:
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
 def test_sign_certificate(sentry: SentryProcess, kind: str) -> None:
-    private = key(kind)
+    private = new_key(kind)
     with ca_stub(sentry.port, sentry.trust_anchors) as (stub, tunnel):
         response = stub.SignCertificate(
             _request(certificate_signing_request=csr_pem(private)), timeout=10
@@ -221,14 +206,14 @@ def test_errors(sentry: SentryProcess, fields, code, message) -> None:  # type: 
 
 
 def test_metrics(sentry: SentryProcess) -> None:
-    before = _metrics(sentry)
+    before = sentry.metrics()
     with ca_stub(sentry.port, sentry.trust_anchors) as (stub, _):
         for _ in range(3):
             stub.SignCertificate(_request(), timeout=10)
         for _ in range(2):
             with pytest.raises(grpc.RpcError):
                 stub.SignCertificate(_request(id=""), timeout=10)
-    after = _metrics(sentry)
+    after = sentry.metrics()
 
     def delta(name: str) -> float:
         return after[name] - before.get(name, 0)
@@ -301,7 +286,7 @@ def test_rotating_the_issuer_files_is_picked_up(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     with run_sentry(creds) as sentry:
         old_anchors = sentry.trust_anchors
-        changed_before = _metrics(sentry)["dapr_sentry_issuercert_changed_total"]
+        changed_before = sentry.metrics()["dapr_sentry_issuercert_changed_total"]
         fresh = generate("localhost", "default", datetime.timedelta(minutes=15))
         (creds / "issuer.key").write_bytes(fresh.issuer_key_pem)
         (creds / "issuer.crt").write_bytes(fresh.issuer_chain_pem)
@@ -322,7 +307,7 @@ def test_rotating_the_issuer_files_is_picked_up(tmp_path: Path) -> None:
         assert list(response.trust_chain_certificates) == [fresh.trust_anchors_pem]
         _, issuer = pem.decode_certificates(response.workload_certificate)
         assert issuer == fresh.issuer
-        metrics = _metrics(sentry)
+        metrics = sentry.metrics()
         assert metrics["dapr_sentry_issuercert_changed_total"] > changed_before
         assert (
             metrics["dapr_sentry_issuercert_expiry_timestamp"]
@@ -341,9 +326,9 @@ def test_rotating_the_issuer_files_is_picked_up(tmp_path: Path) -> None:
 
 
 def test_bring_your_own_ecdsa_bundle(tmp_path: Path) -> None:
-    from tests.unit.sentry.certs import Byo, pem_of
+    from tests.pki import ByoCA, pem_of
 
-    byo = Byo("ecdsa")
+    byo = ByoCA("ecdsa")
     creds = tmp_path / "creds"
     creds.mkdir()
     files = {

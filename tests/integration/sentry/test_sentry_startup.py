@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.integration.launchers import free_port, run
-from tests.unit.sentry.certs import Byo
+from tests.integration.launchers import fatal_message, free_port, run
+from tests.pki import ByoCA
 
 
 def _start(tmp_path: Path, *args: str, config: str | None = "", env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -32,14 +31,6 @@ def _start(tmp_path: Path, *args: str, config: str | None = "", env: dict[str, s
     )
 
 
-def _fatal(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.returncode == 1, result.stdout + result.stderr
-    fatal = [json.loads(line)["msg"] for line in result.stdout.splitlines() if '"fatal"' in line]
-    assert len(fatal) == 1, result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
-    return str(fatal[0])
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -57,12 +48,12 @@ def _fatal(result) -> str:  # type: ignore[no-untyped-def]
     ],
 )
 def test_invalid_options(tmp_path: Path, args: list[str], message: str) -> None:
-    assert _fatal(_start(tmp_path, *args)) == message
+    assert fatal_message(_start(tmp_path, *args)) == message
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
-    message = _fatal(_start(tmp_path, f"--config={missing}", config=None))
+    message = fatal_message(_start(tmp_path, f"--config={missing}", config=None))
     assert message == (
         f'loading default config. couldn\'t find config name "{missing}": '
         f"stat {missing}: no such file or directory"
@@ -70,7 +61,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 
 def test_default_config_name_is_a_missing_file_in_standalone_mode(tmp_path: Path) -> None:
-    assert 'couldn\'t find config name "daprsystem"' in _fatal(_start(tmp_path, config=None))
+    assert 'couldn\'t find config name "daprsystem"' in fatal_message(_start(tmp_path, config=None))
 
 
 @pytest.mark.parametrize(
@@ -93,11 +84,11 @@ def test_default_config_name_is_a_missing_file_in_standalone_mode(tmp_path: Path
     ],
 )
 def test_invalid_config(tmp_path: Path, config: str, message: str) -> None:
-    assert _fatal(_start(tmp_path, config=config)).endswith(message)
+    assert fatal_message(_start(tmp_path, config=config)).endswith(message)
 
 
 def test_invalid_ca_bundle_is_fatal_and_untouched(tmp_path: Path) -> None:
-    byo = Byo()
+    byo = ByoCA()
     creds = tmp_path / "creds"
     creds.mkdir()
     files = dict(
@@ -109,7 +100,7 @@ def test_invalid_ca_bundle_is_fatal_and_untouched(tmp_path: Path) -> None:
     )
     for name, data in files.items():
         (creds / name).write_bytes(data)
-    message = _fatal(_start(tmp_path))
+    message = fatal_message(_start(tmp_path))
     assert message == (
         "error creating CA: failed to verify CA bundle: certificate in trust anchor "
         "is not self-signed"

@@ -16,7 +16,7 @@ from daprplane._proto.sentry.v1 import sentry_pb2
 from daprplane.plugins.sentry.ca import generate, pem
 from tests.integration.sentry.client import ca_stub, handshake
 from tests.integration.sentry.conftest import SentryProcess, run_sentry
-from tests.unit.sentry.certs import csr_pem, key
+from tests.pki import csr_pem, new_key
 
 #: Fresh connections per check: each lands on one of the processes listening on the port, so
 #: with two of them all twenty land on the same one with probability 2**-19.
@@ -55,7 +55,7 @@ def _sign_on_fresh_connections(sentry: SentryProcess, anchors: bytes) -> list[by
         request = sentry_pb2.SignCertificateRequest(
             id=f"app-{i}",
             namespace="default",
-            certificate_signing_request=csr_pem(key("ed25519" if i % 2 else "ecdsa")),
+            certificate_signing_request=csr_pem(new_key("ed25519" if i % 2 else "ecdsa")),
         )
         with ca_stub(sentry.port, anchors) as (stub, tunnel):
             chains.append(stub.SignCertificate(request, timeout=10).workload_certificate)

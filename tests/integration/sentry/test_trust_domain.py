@@ -12,7 +12,7 @@ from daprplane.plugins.sentry.ca import pem
 from tests.integration.launchers import http_status
 from tests.integration.sentry.client import ca_stub
 from tests.integration.sentry.conftest import SentryProcess
-from tests.unit.sentry.certs import csr_pem
+from tests.pki import csr_pem
 
 EMPTY_LABEL = "a trust domain cannot have an empty label (a leading, trailing or doubled dot)"
 

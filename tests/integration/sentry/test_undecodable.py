@@ -13,7 +13,7 @@ from daprplane.plugins.sentry.ca import pem
 from tests.integration.launchers import http_status
 from tests.integration.sentry.client import sentry_channel
 from tests.integration.sentry.conftest import SentryProcess
-from tests.unit.sentry.certs import csr_pem
+from tests.pki import csr_pem
 
 METHOD = "/dapr.proto.sentry.v1.CA/SignCertificate"
 PREFIX = "grpc: error unmarshalling request: "

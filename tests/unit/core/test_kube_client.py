@@ -14,6 +14,7 @@ import pytest
 from daprplane.core.kube import client as kube_client
 from daprplane.core.kube.client import KubeConfigError, load_cluster_config
 from daprplane.core.security import usergroup
+from tests.pki import self_signed
 
 CA = b"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n"
 
@@ -110,34 +111,9 @@ async def test_token_file_is_read_again(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_inline_client_certificate_leaves_no_files(tmp_path: Path) -> None:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-    from cryptography.x509.oid import NameOID
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "me")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, None)
-    )
+    pair = self_signed("me")
     config = kube_client.ClusterConfig(
-        host="https://127.0.0.1:1",
-        client_cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        client_key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        host="https://127.0.0.1:1", client_cert_pem=pair.cert_pem, client_key_pem=pair.key_pem
     )
     client = kube_client.api_client(config)
     assert client.configuration.cert_file is None

@@ -24,7 +24,7 @@ from daprplane.plugins.operator.api import (
 )
 from daprplane.plugins.operator.caches import dapr_pod_metadata, without_managed_fields
 from daprplane.plugins.operator.reconciler import controller_of, workload_essentials
-from tests.unit.security.ca_factory import CertificateAuthority, pem
+from tests.pki import SentryCA, pem_of
 
 # -- workload_essentials ---------------------------------------------------------------------------
 
@@ -372,7 +372,7 @@ def test_pods_with_missing_metadata_are_skipped() -> None:
 
 # -- api: caller identity and namespace authorisation ----------------------------------------------
 
-CA = CertificateAuthority(trust_domain="public")
+CA = SentryCA(trust_domain="public")
 
 
 @dataclass
@@ -393,7 +393,7 @@ class FakeContext:
 
 def context_for(*uris: str) -> FakeContext:
     leaf = CA.leaf(list(uris), ed25519.Ed25519PrivateKey.generate().public_key())
-    return FakeContext(pem(leaf))
+    return FakeContext(pem_of(leaf))
 
 
 def denied(call: Any, *args: Any) -> ApiError:
@@ -428,7 +428,7 @@ def test_any_trust_domain_is_accepted() -> None:
         context_for("spiffe://public"),
         # A CA certificate is no workload identity, whatever its SAN says.
         FakeContext(
-            pem(
+            pem_of(
                 CA.leaf(
                     ["spiffe://public/ns/shop/web"],
                     ed25519.Ed25519PrivateKey.generate().public_key(),

@@ -12,7 +12,7 @@ from daprplane.core.security.anchors import (
     TrustAnchorsFile,
     TrustBundle,
 )
-from tests.unit.security.ca_factory import CertificateAuthority, pem
+from tests.pki import SentryCA, pem_of
 
 POLL = 0.05
 
@@ -25,8 +25,8 @@ async def _eventually(predicate, timeout: float = 3.0) -> None:  # type: ignore[
 
 
 def test_bundle_parsing() -> None:
-    a, b = CertificateAuthority(), CertificateAuthority()
-    bundle = TrustBundle.from_pem(pem(a.root, b.root))
+    a, b = SentryCA(), SentryCA()
+    bundle = TrustBundle.from_pem(pem_of(a.root, b.root))
     assert bundle.certificates == (a.root, b.root)
     assert TrustBundle.from_pem(bundle.pem) == bundle
     for bad in (b"", b"not pem"):
@@ -35,7 +35,7 @@ def test_bundle_parsing() -> None:
 
 
 def test_static_anchors_notify_only_on_change() -> None:
-    a, b = CertificateAuthority(), CertificateAuthority()
+    a, b = SentryCA(), SentryCA()
     anchors = StaticTrustAnchors.from_pem(a.anchors_pem)
     seen: list[TrustBundle] = []
     unsubscribe = anchors.subscribe(seen.append)
@@ -48,7 +48,7 @@ def test_static_anchors_notify_only_on_change() -> None:
 
 
 async def test_file_is_awaited_then_watched(tmp_path: Path) -> None:
-    a, b = CertificateAuthority(), CertificateAuthority()
+    a, b = SentryCA(), SentryCA()
     path = tmp_path / "ca.crt"
     source = TrustAnchorsFile(path, poll_interval=POLL)
     starting = asyncio.create_task(source.start())
@@ -73,7 +73,7 @@ async def test_file_is_awaited_then_watched(tmp_path: Path) -> None:
     assert source.current == a.bundle and seen == []
     # Atomic replacement as the kubelet does it (rename over the old file).
     staged = tmp_path / "staged"
-    staged.write_bytes(pem(a.root, b.root))
+    staged.write_bytes(pem_of(a.root, b.root))
     os.replace(staged, path)
     await _eventually(lambda: len(seen) == 1)
     assert source.current.certificates == (a.root, b.root)

@@ -9,9 +9,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from daprplane.core.security import authz
 from daprplane.core.security.dialer import split_address
 from daprplane.core.security.spiffe import parse
-from tests.unit.security.ca_factory import CertificateAuthority, pem
+from tests.pki import SentryCA, pem_of
 
-CA = CertificateAuthority()
+CA = SentryCA()
 APP = "spiffe://public/ns/default/myapp"
 
 
@@ -40,7 +40,7 @@ class FakeContext:
 
 def _context(*uris: str) -> FakeContext:
     leaf = CA.leaf(list(uris), ed25519.Ed25519PrivateKey.generate().public_key())
-    return FakeContext(pem(leaf))
+    return FakeContext(pem_of(leaf))
 
 
 def test_peer_id_from_auth_context() -> None:

@@ -8,17 +8,17 @@ import pytest
 from daprplane.core.health import Target
 from daprplane.core.security.rotation import SvidSource
 from daprplane.core.security.svid import Svid, SvidError
-from tests.unit.security.ca_factory import CertificateAuthority
+from tests.pki import SentryCA
 
 ID = "spiffe://localhost/ns/default/dapr-placement"
 
 
 @pytest.fixture(scope="module")
-def ca() -> CertificateAuthority:
-    return CertificateAuthority()
+def ca() -> SentryCA:
+    return SentryCA()
 
 
-async def test_start_retries_until_the_first_svid(ca: CertificateAuthority) -> None:
+async def test_start_retries_until_the_first_svid(ca: SentryCA) -> None:
     attempts = 0
 
     async def fetch() -> Svid:
@@ -40,7 +40,7 @@ async def test_start_retries_until_the_first_svid(ca: CertificateAuthority) -> N
         assert (await source.wait_ready()) is source.current
 
 
-async def test_renews_at_half_life_and_notifies(ca: CertificateAuthority) -> None:
+async def test_renews_at_half_life_and_notifies(ca: SentryCA) -> None:
     issued: list[Svid] = []
 
     def fetch() -> Svid:  # a synchronous in-process signer works too
@@ -66,7 +66,7 @@ async def test_renews_at_half_life_and_notifies(ca: CertificateAuthority) -> Non
         assert seen == [renewed] and source.current is renewed
 
 
-async def test_svid_already_due_does_not_spin(ca: CertificateAuthority) -> None:
+async def test_svid_already_due_does_not_spin(ca: SentryCA) -> None:
     calls = 0
 
     def fetch() -> Svid:
@@ -79,7 +79,7 @@ async def test_svid_already_due_does_not_spin(ca: CertificateAuthority) -> None:
     assert 2 <= calls <= 6
 
 
-async def test_failed_renewal_keeps_the_old_svid_and_retries(ca: CertificateAuthority) -> None:
+async def test_failed_renewal_keeps_the_old_svid_and_retries(ca: SentryCA) -> None:
     calls = 0
 
     def fetch() -> Svid:
@@ -99,7 +99,7 @@ async def test_failed_renewal_keeps_the_old_svid_and_retries(ca: CertificateAuth
         assert calls == 4 and source.current is not first
 
 
-async def test_in_process_signer_may_return_chain_and_key(ca: CertificateAuthority) -> None:
+async def test_in_process_signer_may_return_chain_and_key(ca: SentryCA) -> None:
     svid = ca.svid(ID)
     async with SvidSource(lambda: (svid.chain_pem, svid.private_key)) as from_pem:
         assert from_pem.current.certificates == svid.certificates
@@ -107,7 +107,7 @@ async def test_in_process_signer_may_return_chain_and_key(ca: CertificateAuthori
         assert from_list.current.spiffe_id == svid.spiffe_id
 
 
-async def test_renew_now_raises_to_the_caller(ca: CertificateAuthority) -> None:
+async def test_renew_now_raises_to_the_caller(ca: SentryCA) -> None:
     svid = ca.svid(ID)
     results: list[object] = [svid, SvidError("bad chain")]
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from daprplane._proto.sentry.v1 import sentry_pb2
 from daprplane.core.security import csr
 from daprplane.core.security.sentry_client import SentryError, sentry_id, validate_response
-from tests.unit.security.ca_factory import CertificateAuthority, pem
+from tests.pki import SentryCA, pem_of
 
-CA = CertificateAuthority()
+CA = SentryCA()
 ID = "spiffe://localhost/ns/dapr-system/dapr-placement"
 
 
@@ -30,7 +30,7 @@ def _response(chain: bytes, *, valid_until: bool = True) -> sentry_pb2.SignCerti
 def test_valid_response() -> None:
     key = csr.generate_key()
     leaf = CA.leaf([ID], key.public_key(), ttl=timedelta(hours=24))
-    svid = validate_response(_response(pem(leaf, CA.issuer)), key)
+    svid = validate_response(_response(pem_of(leaf, CA.issuer)), key)
     assert str(svid.spiffe_id) == ID
     assert svid.certificates == (leaf, CA.issuer)
 
@@ -47,14 +47,14 @@ def test_sentry_id() -> None:
 )
 def test_leaf_must_carry_one_spiffe_id(uris: list[str], message: str) -> None:
     key = csr.generate_key()
-    chain = pem(CA.leaf(uris, key.public_key()), CA.issuer)
+    chain = pem_of(CA.leaf(uris, key.public_key()), CA.issuer)
     with pytest.raises(SentryError, match=message):
         validate_response(_response(chain), key)
 
 
 def test_other_checks() -> None:
     key = csr.generate_key()
-    chain = pem(CA.leaf([ID], key.public_key()), CA.issuer)
+    chain = pem_of(CA.leaf([ID], key.public_key()), CA.issuer)
     with pytest.raises(SentryError, match="nil Timestamp"):
         validate_response(_response(chain, valid_until=False), key)
     bad_time = _response(chain)
@@ -71,7 +71,7 @@ def test_other_checks() -> None:
 
 
 _KEY = ed25519.Ed25519PrivateKey.generate()
-_GOOD_LEAF = pem(CA.leaf([ID], _KEY.public_key()))
+_GOOD_LEAF = pem_of(CA.leaf([ID], _KEY.public_key()))
 _GOOD_DER = CA.leaf([ID], _KEY.public_key()).public_bytes(serialization.Encoding.DER)
 
 

@@ -12,16 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from daprplane.plugins.sentry.ca import BundleError, generate, pem, verify
-from tests.unit.sentry.certs import (
-    CLIENT_AUTH,
-    NOW,
-    SERVER_AUTH,
-    Byo,
-    ca_cert,
-    key,
-    key_pem,
-    pem_of,
-)
+from tests.pki import CLIENT_AUTH, NOW, SERVER_AUTH, ByoCA, byo_ca_cert, key_pem, new_key, pem_of
 
 SKEW = timedelta(minutes=15)
 
@@ -81,7 +72,7 @@ def test_generated_pem_is_go_style_and_round_trips() -> None:
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
 def test_byo_bundle_verifies_and_is_normalised(kind: str) -> None:
-    byo = Byo(kind)
+    byo = ByoCA(kind)
     ca, issuer, _ = byo.files
     legacy = key_pem(
         byo.issuer_key,
@@ -101,43 +92,43 @@ def test_byo_bundle_verifies_and_is_normalised(kind: str) -> None:
 
 
 def test_multiple_roots_and_an_intermediate() -> None:
-    byo = Byo()
-    other = ca_cert("other", key())
-    middle_key = key()
-    middle = ca_cert("middle", middle_key, byo.issuer_key, byo.issuer)
+    byo = ByoCA()
+    other = byo_ca_cert("other", new_key())
+    middle_key = new_key()
+    middle = byo_ca_cert("middle", middle_key, byo.issuer_key, byo.issuer)
     bundle = verify(pem_of(other, byo.root), pem_of(middle, byo.issuer), key_pem(middle_key))
     assert len(bundle.trust_anchors) == 2
     assert bundle.issuer_chain == (middle, byo.issuer)
 
 
 def test_anchor_that_is_not_self_signed() -> None:
-    byo = Byo()
+    byo = ByoCA()
     with pytest.raises(BundleError, match=r"^certificate in trust anchor is not self-signed$"):
         verify(pem_of(byo.root, byo.issuer), *byo.files[1:])
 
 
 def test_self_signed_anchor_that_is_not_a_ca() -> None:
-    leaf_key = key()
-    not_ca = ca_cert("leaf", leaf_key, ca=False)
-    byo = Byo()
+    leaf_key = new_key()
+    not_ca = byo_ca_cert("leaf", leaf_key, ca=False)
+    byo = ByoCA()
     with pytest.raises(BundleError, match=r"^certificate in trust anchor is not self-signed$"):
         verify(pem_of(not_ca), *byo.files[1:])
 
 
 def test_broken_issuer_chain() -> None:
-    byo, other = Byo(), Byo()
+    byo, other = ByoCA(), ByoCA()
     with pytest.raises(BundleError, match=r"^certificate chain is not valid$"):
         verify(byo.files[0], pem_of(byo.issuer, other.root), byo.files[2])
 
 
 def test_issuer_key_mismatch() -> None:
-    byo = Byo()
+    byo = ByoCA()
     with pytest.raises(BundleError, match=r"^issuer key does not match issuer certificate$"):
-        verify(*byo.files[:2], key_pem(key()))
+        verify(*byo.files[:2], key_pem(new_key()))
 
 
 def test_issuer_from_another_root() -> None:
-    byo, other = Byo(), Byo()
+    byo, other = ByoCA(), ByoCA()
     with pytest.raises(
         BundleError,
         match=(
@@ -149,7 +140,7 @@ def test_issuer_from_another_root() -> None:
 
 
 def test_expired_issuer() -> None:
-    byo = Byo(not_before=NOW - timedelta(days=10), not_after=NOW - timedelta(days=1))
+    byo = ByoCA(not_before=NOW - timedelta(days=10), not_after=NOW - timedelta(days=1))
     with pytest.raises(BundleError) as caught:
         verify(*byo.files)
     assert str(caught.value).startswith(
@@ -160,8 +151,8 @@ def test_expired_issuer() -> None:
 
 
 def test_expired_root() -> None:
-    byo = Byo()
-    byo.root = ca_cert("root", byo.root_key, not_after=NOW - timedelta(minutes=1))
+    byo = ByoCA()
+    byo.root = byo_ca_cert("root", byo.root_key, not_after=NOW - timedelta(minutes=1))
     with pytest.raises(
         BundleError,
         match=r"^issuer chain does not belong to trust anchors: x509: certificate has expired",
@@ -170,13 +161,13 @@ def test_expired_root() -> None:
 
 
 def test_not_yet_valid_issuer() -> None:
-    byo = Byo(not_before=NOW + timedelta(days=1))
+    byo = ByoCA(not_before=NOW + timedelta(days=1))
     with pytest.raises(BundleError, match=" is before "):
         verify(*byo.files)
 
 
 def test_issuer_without_server_auth_eku() -> None:
-    byo = Byo(eku=[CLIENT_AUTH])
+    byo = ByoCA(eku=[CLIENT_AUTH])
     with pytest.raises(
         BundleError,
         match=(
@@ -185,7 +176,7 @@ def test_issuer_without_server_auth_eku() -> None:
         ),
     ):
         verify(*byo.files)
-    verify(*Byo(eku=[SERVER_AUTH, CLIENT_AUTH]).files)
+    verify(*ByoCA(eku=[SERVER_AUTH, CLIENT_AUTH]).files)
 
 
 @pytest.mark.parametrize(
@@ -207,7 +198,7 @@ def test_issuer_without_server_auth_eku() -> None:
     ],
 )
 def test_undecodable_files(which: int, data: bytes, message: str) -> None:
-    files = list(Byo().files)
+    files = list(ByoCA().files)
     files[which] = data
     with pytest.raises(BundleError) as caught:
         verify(*files)
@@ -215,12 +206,12 @@ def test_undecodable_files(which: int, data: bytes, message: str) -> None:
 
 
 def test_decoding_stops_at_the_first_non_certificate_block() -> None:
-    byo, other = Byo(), Byo()
-    ca = pem_of(byo.root) + key_pem(key()) + pem_of(other.root)
+    byo, other = ByoCA(), ByoCA()
+    ca = pem_of(byo.root) + key_pem(new_key()) + pem_of(other.root)
     bundle = verify(ca, *byo.files[1:])
     assert bundle.trust_anchors == (byo.root,)
 
 
 def test_encode_chain_skips_self_signed() -> None:
-    byo = Byo()
+    byo = ByoCA()
     assert pem.encode_chain([byo.issuer, byo.root]) == pem_of(byo.issuer)

@@ -11,7 +11,7 @@ import pytest
 
 from daprplane.plugins.sentry.ca import CaSettings, CredentialsError, JwtSettings
 from daprplane.plugins.sentry.ca.files import CredentialFiles, FileCredentialStore
-from tests.unit.sentry.certs import Byo
+from tests.pki import ByoCA
 
 SETTINGS = CaSettings(
     "localhost", "default", timedelta(minutes=15), JwtSettings(False, "", "RS256")
@@ -49,7 +49,7 @@ async def test_generates_writes_0600_and_then_never_writes(tmp_path: Path) -> No
 
 
 async def test_byo_files_are_used_as_they_are(tmp_path: Path) -> None:
-    byo = Byo()
+    byo = ByoCA()
     for name, data in zip(["ca.crt", "issuer.crt", "issuer.key"], byo.files, strict=True):
         (tmp_path / name).write_bytes(b"# operator comment\n" + data)
     loaded = await _store(tmp_path).load(SETTINGS)
@@ -59,7 +59,7 @@ async def test_byo_files_are_used_as_they_are(tmp_path: Path) -> None:
 
 
 async def test_invalid_files_are_fatal_and_untouched(tmp_path: Path) -> None:
-    byo, other = Byo(), Byo()
+    byo, other = ByoCA(), ByoCA()
     files = [other.files[0], byo.files[1], byo.files[2]]
     for name, data in zip(["ca.crt", "issuer.crt", "issuer.key"], files, strict=True):
         (tmp_path / name).write_bytes(data)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime
-import ipaddress
 import json
 import ssl
 import time
@@ -15,10 +13,7 @@ from datetime import timedelta
 import jwt as pyjwt
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +27,7 @@ from daprplane.plugins.sentry.validators.jwks import (
     TokenError,
     verify_token,
 )
+from tests.pki import TlsCA
 
 SENTRY_ID = "spiffe://localhost/ns/default/dapr-sentry"
 SUBJECT = "spiffe://public/ns/default/myapp"
@@ -330,40 +326,12 @@ def test_create_factory():
 # -- HTTPS source --------------------------------------------------------------------------------
 
 
-def _certificate(subject, issuer, public_key, signer, *, ca, sans=()):
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def test_ca(tmp_path_factory):
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _certificate("test CA", "test CA", ca_key.public_key(), ca_key, ca=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    cert = _certificate("jwks server", "test CA", key.public_key(), ca_key, ca=False, sans=sans)
+    ca = TlsCA("test CA")
     directory = tmp_path_factory.mktemp("tls")
-    (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "tls.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    ca.server_cert(("localhost", "127.0.0.1")).write(directory, "tls")
     return directory
 
 

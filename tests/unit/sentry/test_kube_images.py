@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from daprplane.plugins.sentry import images
+from tests.pki import builder, new_key, sign
 
 POD = {
     "spec": {
@@ -68,20 +65,9 @@ def test_no_containers_no_extension() -> None:
 
 
 def test_round_trip_through_a_certificate() -> None:
-    key = ed25519.Ed25519PrivateKey.generate()
-    now = datetime.datetime.now(datetime.UTC)
+    key = new_key()
     extension = images.images_extension(POD)
     assert extension is not None
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(x509.Name([]))
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(extension, critical=False)
-        .sign(key, None)
-    )
+    cert = sign(builder(key.public_key()).add_extension(extension, critical=False), key)
     assert not cert.extensions.get_extension_for_oid(images.IMAGES_OID).critical
     assert images.parse_images_extension(cert) == images.container_images(POD)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import ssl
 import warnings
@@ -11,15 +10,12 @@ import warnings
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from daprplane.plugins.sentry import oidc
 from daprplane.plugins.sentry.jwt import load_jwt_material
+from tests.pki import self_signed
 
 MATERIAL, _ = load_jwt_material(None, None, enabled=True, key_id="", algorithm="RS256")
 JWKS = MATERIAL.jwks
@@ -325,30 +321,9 @@ def test_url_host(host, printed):
 # -- a real server ------------------------------------------------------------------------------
 
 
-def self_signed(tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
 async def test_serve_over_tls_after_the_files_appear(tmp_path):
-    cert_pem, key_pem = self_signed(tmp_path)
+    pair = self_signed("localhost", hosts=["localhost"], ca=True, kind="ecdsa")
+    cert_pem, key_pem = pair.cert_pem, pair.key_pem
     cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
     ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(

@@ -22,7 +22,7 @@ from daprplane.plugins.sentry.server import Authority, CAServicer, RequestFailed
 from daprplane.plugins.sentry.validators import PluginValidator, ValidatorSet, plugin_validators
 from daprplane.plugins.sentry.validators.base import TokenValidator, Validation
 from daprplane.plugins.sentry.validators.insecure import InsecureValidator
-from tests.unit.sentry.certs import csr_pem, key
+from tests.pki import csr_pem, new_key
 
 INSECURE = TokenValidator.INSECURE
 
@@ -82,7 +82,7 @@ def _public_der(public_key: Any) -> bytes:
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
 async def test_csr_key_types(kind: str) -> None:
-    private_key = key(kind)
+    private_key = new_key(kind)
     response = await _servicer().sign(_request(certificate_signing_request=csr_pem(private_key)))
     assert _public_der(_leaf(response).public_key()) == _public_der(private_key.public_key())
 
@@ -106,7 +106,7 @@ async def test_curves_go_cannot_parse_are_refused(curve: ec.EllipticCurve) -> No
 async def test_a_csr_under_a_certificate_label_is_signed() -> None:
     # Only the DER matters, as in Go's pem.Decode + x509.ParseCertificateRequest: a CSR's DER
     # under a CERTIFICATE label still parses as a CSR and is signed for its key.
-    private_key = key()
+    private_key = new_key()
     request = _request(certificate_signing_request=csr_pem(private_key, block_type="CERTIFICATE"))
     leaf = _leaf(await _servicer().sign(request))
     assert _public_der(leaf.public_key()) == _public_der(private_key.public_key())
@@ -243,7 +243,7 @@ async def test_metrics_count_every_outcome() -> None:
 async def test_csr_with_an_unknown_version_is_a_parse_error() -> None:
     # Newer cryptography releases reject a CSR version other than v1 with InvalidVersion, which
     # is not a ValueError; it must still be InvalidArgument, not an internal error.
-    der = bytearray(next(pem.blocks(csr_pem(key("ed25519")))).der)
+    der = bytearray(next(pem.blocks(csr_pem(new_key("ed25519")))).der)
     version = der.index(bytes([0x02, 0x01, 0x00]))  # the first INTEGER: CertificationRequestInfo
     der[version + 2] = 118
     mutated = pem.encode("CERTIFICATE REQUEST", bytes(der))

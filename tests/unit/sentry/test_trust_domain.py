@@ -24,7 +24,7 @@ from daprplane.plugins.sentry.validators.common import (
     trust_domain_shape_problem,
 )
 from daprplane.plugins.sentry.validators.insecure import InsecureValidator
-from tests.unit.sentry.certs import csr_pem
+from tests.pki import csr_pem
 
 #: A trust domain that is a name: dot-separated non-empty labels of SPIFFE's characters.
 NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")

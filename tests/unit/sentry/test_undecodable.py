@@ -24,7 +24,7 @@ from daprplane.plugins.sentry.server import Authority, CAServicer, add_to_server
 from daprplane.plugins.sentry.validators import ValidatorSet
 from daprplane.plugins.sentry.validators.base import TokenValidator
 from daprplane.plugins.sentry.validators.insecure import InsecureValidator
-from tests.unit.sentry.certs import csr_pem
+from tests.pki import csr_pem
 
 METHOD = "/dapr.proto.sentry.v1.CA/SignCertificate"
 CORRUPT = b"\x0a\x05ab"  # field 1 says 5 bytes follow; 2 do

@@ -12,7 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from daprplane.core.security.spiffe import SpiffeId
 from daprplane.plugins.sentry.ca import generate, sign_workload, verify
-from tests.unit.sentry.certs import Byo, key
+from tests.pki import ByoCA, new_key
 
 TTL, SKEW = timedelta(hours=24), timedelta(minutes=15)
 
@@ -21,7 +21,7 @@ def _sign(bundle=None, **kwargs):  # type: ignore[no-untyped-def]
     bundle = bundle or generate("localhost", "default", SKEW)
     leaf = sign_workload(
         bundle,
-        key().public_key(),
+        new_key().public_key(),
         SpiffeId.for_app("public", "ns1", "app1"),
         ttl=TTL,
         skew=SKEW,
@@ -78,7 +78,7 @@ def test_dns_names_and_extra_extensions() -> None:
 
 @pytest.mark.parametrize("kind", ["ecdsa", "rsa"])
 def test_byo_issuer_key_types_sign(kind: str) -> None:
-    bundle = verify(*Byo(kind).files)
+    bundle = verify(*ByoCA(kind).files)
     _, leaf = _sign(bundle)
     leaf.verify_directly_issued_by(bundle.issuer)
     assert leaf.signature_hash_algorithm is not None
