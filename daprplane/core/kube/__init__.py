@@ -8,8 +8,7 @@ which cost a launcher that never talks to an API server a tenth of a second at s
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from daprplane.core.lazy import lazy_attributes
 
 _HOMES = {
     "ClusterConfig": "client",
@@ -33,8 +32,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

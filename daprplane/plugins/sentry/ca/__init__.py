@@ -6,8 +6,7 @@ does not import cryptography: a sentry refused at its options exits before that 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from daprplane.core.lazy import lazy_attributes
 
 _HOMES = {
     "BundleError": "bundle",
@@ -25,8 +24,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)
