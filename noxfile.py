@@ -100,10 +100,22 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def rust(session: nox.Session) -> None:
-    """rustfmt, clippy and the crate's own tests."""
+    """rustfmt, clippy (with and without the PyO3 binding) and the crate's own tests."""
     with session.chdir("placement_rs"):
         session.run("cargo", "fmt", "--check", external=True)
         session.run("cargo", "clippy", "--all-targets", "--", "-D", "warnings", external=True)
+        # The PyO3 binding too (lib.rs behind the `python` feature that maturin turns on).
+        session.run(
+            "cargo",
+            "clippy",
+            "--all-targets",
+            "--features",
+            "python",
+            "--",
+            "-D",
+            "warnings",
+            external=True,
+        )
         session.run("cargo", "test", external=True)
 
 
