@@ -125,15 +125,34 @@ class GoFlagGroup(_GoFlagParsing, LazyGroup):
         self.go_flags = go_flags
 
 
-def _missing_extra(spec: ComponentSpec) -> str | None:
+def _missing_extra(spec: ComponentSpec, distribution: str = "daprplane") -> str | None:
+    """What to install for ``spec``'s missing modules: a daprplane extra for the built-in
+    components, the plugin's own distribution (with its dependencies) for a third party's."""
     missing = spec.missing_modules()
     if not missing:
         return None
-    extra = spec.extra or spec.name
+    modules = ", ".join(missing)
+    if distribution == "daprplane":
+        extra = spec.extra or spec.name
+    elif spec.extra:
+        extra = spec.extra
+    else:
+        return (
+            f"the {spec.name} component of {distribution} needs modules that are not installed: "
+            f"pip install '{distribution}' with its dependencies (missing modules: {modules})"
+        )
     return (
         f"the {spec.name} component needs the '{extra}' extra: "
-        f"pip install 'daprplane[{extra}]' (missing modules: {', '.join(missing)})"
+        f"pip install '{distribution}[{extra}]' (missing modules: {modules})"
     )
+
+
+def _distribution_of(host: PluginHost, component: str) -> str:
+    """The name of the distribution whose plugin registers ``component``."""
+    record = host.record_for_component(component)
+    if record is None or record.distribution in ("in-process", "unknown distribution"):
+        return "daprplane"
+    return record.distribution.split(" ", 1)[0]
 
 
 def _launch(spec: ComponentSpec, host: PluginHost, values: dict[str, Any]) -> NoReturn:
@@ -151,7 +170,7 @@ def _launch(spec: ComponentSpec, host: PluginHost, values: dict[str, Any]) -> No
         logger.warning(
             "Plugin %s (%s) not loaded: %s", record.name, record.distribution, record.reason
         )
-    problem = _missing_extra(spec)
+    problem = _missing_extra(spec, _distribution_of(host, spec.name))
     if problem is not None:
         logger.critical("%s", problem)
         sys.exit(1)

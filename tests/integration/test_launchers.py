@@ -67,7 +67,8 @@ def test_disabled_component_launcher_says_why() -> None:
 def test_missing_extra_exits_1_naming_the_extra() -> None:
     result = run("daprplane", "sample-needs-extra", "--healthz-port", str(free_port()))
     assert result.returncode == 1
-    assert "pip install 'daprplane[sample-extra]'" in result.stdout
+    # A third party's component names its own distribution, not daprplane.
+    assert "pip install 'daprplane-sample[sample-extra]'" in result.stdout
     assert "daprplane_sample_missing_module" in result.stdout
 
 
