@@ -29,6 +29,8 @@ class IdentitySettings:
     namespace: str
     trust_domain: str
     key_algorithm: KeyAlgorithm = KeyAlgorithm.RSA
+    #: Whether the process asks as a pod does (its sentry token), or as a standalone process.
+    kubernetes_mode: bool = True
 
 
 @dataclass
@@ -49,13 +51,14 @@ async def open_anchors(path: str, stack: contextlib.AsyncExitStack) -> TrustAnch
     return anchors
 
 
-async def start_identity(
+async def start_svid(
     settings: IdentitySettings,
     anchors: TrustAnchorsFile,
     stack: contextlib.AsyncExitStack,
     target: Target | None = None,
-) -> Identity:
-    """Fetch the first SVID (retrying until Sentry answers) and keep renewing it."""
+) -> SvidSource:
+    """The first SVID (retried until Sentry answers), renewed in the background until ``stack``
+    closes."""
     sentry = SentryClient(
         address=settings.sentry_address,
         anchors=anchors,
@@ -63,12 +66,23 @@ async def start_identity(
         namespace=settings.namespace,
         control_plane_trust_domain=settings.trust_domain,
         control_plane_namespace=settings.namespace,
-        kubernetes_mode=True,
+        kubernetes_mode=settings.kubernetes_mode,
         key_algorithm=settings.key_algorithm,
     )
     svid = SvidSource(sentry.sign, target=target)
     await svid.start()
     stack.push_async_callback(svid.aclose)
+    return svid
+
+
+async def start_identity(
+    settings: IdentitySettings,
+    anchors: TrustAnchorsFile,
+    stack: contextlib.AsyncExitStack,
+    target: Target | None = None,
+) -> Identity:
+    """:func:`start_svid`, and a TLS server context that always presents the current SVID."""
+    svid = await start_svid(settings, anchors, stack, target)
     tls = LiveServerContext(svid)
     stack.callback(tls.close)
     return Identity(anchors, svid, tls)

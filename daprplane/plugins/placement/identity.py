@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import grpc
 
 from daprplane.core.runtime import FatalError
-from daprplane.core.security.anchors import TrustAnchorsError, TrustAnchorsFile
+from daprplane.core.security import bootstrap
+from daprplane.core.security.anchors import TrustAnchorsFile
+from daprplane.core.security.csr import KeyAlgorithm
 from daprplane.core.security.front import MtlsFront
 from daprplane.core.security.rotation import SvidSource
-from daprplane.core.security.sentry_client import SentryClient
 from daprplane.core.security.spiffe import SpiffeId
 from daprplane.plugins.placement.raft_tls import RaftTls
 
@@ -65,26 +66,16 @@ class PlacementIdentity:
 
     async def start(self, stack: contextlib.AsyncExitStack) -> None:
         options = self.options
-        anchors = TrustAnchorsFile(options.trust_anchors_file)
-        try:
-            await anchors.start()
-        except TrustAnchorsError as error:
-            raise FatalError(str(error)) from None
-        stack.push_async_callback(anchors.aclose)
-        self._anchors = anchors
-        sentry = SentryClient(
-            address=options.sentry_address,
-            anchors=anchors,
-            app_id=APP_ID,
-            namespace=options.namespace,
-            control_plane_trust_domain=options.trust_domain,
-            control_plane_namespace=options.namespace,
+        self._anchors = await bootstrap.open_anchors(options.trust_anchors_file, stack)
+        settings = bootstrap.IdentitySettings(
+            APP_ID,
+            options.sentry_address,
+            options.namespace,
+            options.trust_domain,
+            key_algorithm=KeyAlgorithm.ED25519,
             kubernetes_mode=options.mode == "kubernetes",
         )
-        svid = SvidSource(sentry.sign, target=self._target)
-        await svid.start()
-        stack.push_async_callback(svid.aclose)
-        self._svid = svid
+        self._svid = await bootstrap.start_svid(settings, self._anchors, stack, self._target)
 
     async def serve_mtls(self, server: grpc.aio.Server, stack: contextlib.AsyncExitStack) -> None:
         """Start ``server`` behind an mTLS front on the placement port."""
