@@ -8,8 +8,6 @@ plus the CA files in the state directory for certificate expiry.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +17,9 @@ from daprplane.core.local import record as records
 from daprplane.core.local.certs import certificate_file, describe_expiry
 from daprplane.core.local.layout import StateDir
 from daprplane.core.local.report import CertificateStatus, ComponentStatus, StatusReport
+from daprplane.core.local.supervisor import fetch
 
 _TIMEOUT = 3.0
-
-
-def _get(url: str) -> bytes | None:
-    try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT) as answer:
-            return bytes(answer.read()) if answer.status == 200 else None
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 def metric_values(text: str) -> dict[str, float]:
@@ -54,7 +45,7 @@ def table_versions(state: Any) -> dict[str, str]:
 
 def _placement_details(host: str, component: records.RunningComponent) -> dict[str, str]:
     details: dict[str, str] = {}
-    metrics = _get(f"http://{host}:{component.metrics_port}/metrics")
+    metrics = fetch(f"http://{host}:{component.metrics_port}/metrics", _TIMEOUT)
     if metrics is not None:
         values = metric_values(metrics.decode(errors="replace"))
         leader = values.get("dapr_placement_leader_status")
@@ -63,7 +54,7 @@ def _placement_details(host: str, component: records.RunningComponent) -> dict[s
         runtimes = values.get("dapr_placement_runtimes_total")
         if runtimes is not None:
             details["sidecars"] = str(int(runtimes))
-    state = _get(f"http://{host}:{component.healthz_port}/placement/state")
+    state = fetch(f"http://{host}:{component.healthz_port}/placement/state", _TIMEOUT)
     if state is not None:
         try:
             versions = table_versions(json.loads(state))
@@ -76,7 +67,8 @@ def _placement_details(host: str, component: records.RunningComponent) -> dict[s
 def _component_status(up: records.UpRecord, component: records.RunningComponent) -> ComponentStatus:
     host = up.listen_address
     running = records.process_alive(component.pid)
-    healthy = running and _get(f"http://{host}:{component.healthz_port}/healthz") is not None
+    healthz = f"http://{host}:{component.healthz_port}/healthz"
+    healthy = running and fetch(healthz, _TIMEOUT) is not None
     details = {"address": component.address}
     if running and component.name == "placement":
         details.update(_placement_details(host, component))

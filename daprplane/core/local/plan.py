@@ -7,6 +7,7 @@ mode (``localhost``, ``default``), so a sidecar needs no control-plane flags bey
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import socket
 import sys
@@ -138,6 +139,17 @@ def cluster_sentry(settings: Settings) -> ComponentProcess:
     return _component(settings, "sentry", settings.sentry_port, flags, _cluster_environ(settings))
 
 
+def _with_tables(placement: ComponentProcess, host: str) -> ComponentProcess:
+    """``placement`` with its ``/placement/state`` URL (served with ``--metadata-enabled``)."""
+    tables = f"http://{host}:{placement.healthz_port}/placement/state"
+    return dataclasses.replace(placement, extras={**placement.extras, "tables": tables})
+
+
+def _raft_entry(host: str) -> str:
+    # Its raft port, on a free port rather than the default 8201 another may hold.
+    return f"--initial-cluster=dapr-placement-0={host}:{free_port(host)}"
+
+
 def cluster_components(
     settings: Settings, sentry: ComponentProcess, anchors: Path, tokens: Mapping[str, Path]
 ) -> list[ComponentProcess]:
@@ -153,9 +165,7 @@ def cluster_components(
             f"--trust-domain={settings.trust_domain}",
             f"--sentry-address={sentry.address}",
             "--metadata-enabled",
-            # Its raft port, on a free port rather than the default 8201 another may hold.
-            f"--initial-cluster=dapr-placement-0={settings.listen_address}:"
-            f"{free_port(settings.listen_address)}",
+            _raft_entry(settings.listen_address),
             *identity,
         ],
         _cluster_environ(settings, tokens["placement"]),
@@ -193,45 +203,35 @@ def standalone(settings: Settings) -> list[ComponentProcess]:
     """Sentry with its CA in the state directory, then placement with mTLS through it."""
     host, state = settings.listen_address, settings.state
     environ = {"NAMESPACE": settings.namespace}
-    common = [f"--trust-domain={settings.trust_domain}", f"--log-level={settings.log_level}"]
-    sentry_healthz, sentry_metrics = free_port(host), free_port(host)
-    sentry = ComponentProcess(
-        name="sentry",
-        argv=(
-            *_launcher("sentry"),
+    trust_domain = f"--trust-domain={settings.trust_domain}"
+    sentry = _component(
+        settings,
+        "sentry",
+        settings.sentry_port,
+        [
             "--mode=standalone",
             f"--config={state.sentry_config}",
             f"--issuer-credentials={state.certs}",
-            *common,
-            *_served_on(host, settings.sentry_port, sentry_healthz, sentry_metrics),
-        ),
-        environ=environ,
-        address=f"{host}:{settings.sentry_port}",
-        healthz_port=sentry_healthz,
-        metrics_port=sentry_metrics,
+            trust_domain,
+        ],
+        environ,
     )
-    placement_healthz, placement_metrics = free_port(host), free_port(host)
-    placement = ComponentProcess(
-        name="placement",
-        argv=(
-            *_launcher("placement"),
+    placement = _component(
+        settings,
+        "placement",
+        settings.placement_port,
+        [
             "--mode=standalone",
             "--tls-enabled",
             f"--trust-anchors-file={state.trust_anchors}",
             f"--sentry-address={sentry.address}",
             "--metadata-enabled",
-            # Its raft port, on a free port rather than the default 8201 another may hold.
-            f"--initial-cluster=dapr-placement-0={host}:{free_port(host)}",
-            *common,
-            *_served_on(host, settings.placement_port, placement_healthz, placement_metrics),
-        ),
-        environ=environ,
-        address=f"{host}:{settings.placement_port}",
-        healthz_port=placement_healthz,
-        metrics_port=placement_metrics,
-        extras={"tables": f"http://{host}:{placement_healthz}/placement/state"},
+            _raft_entry(host),
+            trust_domain,
+        ],
+        environ,
     )
-    return [sentry, placement]
+    return [sentry, _with_tables(placement, host)]
 
 
 @dataclass(frozen=True)

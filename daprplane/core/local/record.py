@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +84,3 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):  # no procfs: trust the signal check
         return True
     return state != "Z"
-
-
-def now() -> float:
-    return time.time()

@@ -65,12 +65,17 @@ class NotReady(Exception):
     pass
 
 
-def healthy(port: int, host: str) -> bool:
+def fetch(url: str, timeout: float = 2.0) -> bytes | None:
+    """The body of a 200 answer to GET ``url``; ``None`` for any other answer or none."""
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=2) as answer:
-            return int(answer.status) == 200
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return bytes(answer.read()) if int(answer.status) == 200 else None
     except (urllib.error.URLError, OSError, ValueError):
-        return False
+        return None
+
+
+def healthy(port: int, host: str) -> bool:
+    return fetch(f"http://{host}:{port}/healthz") is not None
 
 
 class Supervisor:

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -86,7 +87,7 @@ def _start_standalone(supervisor: Supervisor, settings: Settings) -> None:
 def _record(supervisor: Supervisor, settings: Settings, anchors: Path) -> records.UpRecord:
     return records.UpRecord(
         pid=os.getpid(),
-        started_at=records.now(),
+        started_at=time.time(),
         mode=settings.mode,
         listen_address=settings.listen_address,
         trust_domain=settings.trust_domain,
